@@ -21,6 +21,7 @@ pub mod layout;
 pub mod mailbox;
 pub mod message;
 pub mod participant;
+pub mod records;
 pub mod region;
 pub mod ring;
 pub mod shared;
