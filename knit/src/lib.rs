@@ -1,0 +1,26 @@
+//! # knit
+//!
+//! The std runtime of Knit over [`knit_core`]: the operating-system layer that the protocol
+//! core leaves out. Named and anonymous shared mappings with the discipline of
+//! `spec/11-mapping.md` ([`Mapping`], [`RegionName`], [`RegionDir`]), parking on the shared
+//! futex ([`Futex`]), process identity and liveness ([`ProcessIdentity`], [`is_alive`]) and
+//! clocks ([`monotonic_ns`], [`realtime_ns`]).
+//!
+//! Linux only for now: the mapping, futex and identity modules use Linux interfaces
+//! (`/dev/shm`, `memfd_create`, `FUTEX_WAIT`, `/proc/<pid>/stat`).
+
+pub mod clock;
+pub mod error;
+pub mod futex;
+pub mod identity;
+pub mod name;
+pub mod region_dir;
+pub mod shm;
+
+pub use clock::{monotonic_ns, realtime_ns};
+pub use error::{Error, Result};
+pub use futex::Futex;
+pub use identity::{is_alive, ProcessIdentity};
+pub use name::RegionName;
+pub use region_dir::RegionDir;
+pub use shm::{unlink, Mapping};
