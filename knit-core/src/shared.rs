@@ -9,7 +9,6 @@ use core::ptr::NonNull;
 
 use crate::error::{Error, ErrorCode, Result};
 
-#[cfg(not(loom))]
 use crate::sync::{AtomicU32, AtomicU64};
 
 /// A view of `len` bytes of shared memory starting at `ptr`, valid for lifetime `'a`.
@@ -74,9 +73,23 @@ impl<'a> SharedMem<'a> {
         Ok(unsafe { SharedMem::new(NonNull::new_unchecked(self.ptr.as_ptr().add(off)), len) })
     }
 
+    /// Under loom, records a plain read of `len` bytes at `off` (see `sync::shadow`).
+    #[cfg(loom)]
+    fn touch_read(&self, off: usize, len: usize) {
+        crate::sync::shadow::touch_read(self.ptr.as_ptr() as usize + off, len);
+    }
+
+    /// Under loom, records a plain write of `len` bytes at `off` (see `sync::shadow`).
+    #[cfg(loom)]
+    fn touch_write(&self, off: usize, len: usize) {
+        crate::sync::shadow::touch_write(self.ptr.as_ptr() as usize + off, len);
+    }
+
     /// Copies `dst.len()` bytes starting at `off` out of shared memory.
     pub fn read(&self, off: usize, dst: &mut [u8]) -> Result<()> {
         self.check(off, dst.len())?;
+        #[cfg(loom)]
+        self.touch_read(off, dst.len());
         // SAFETY: the range is inside the view (checked). The source may be written
         // concurrently by a peer; bytes have no invalid values, so a racing write can only
         // make the copy hold a mix of old and new bytes, which callers then validate.
@@ -87,6 +100,8 @@ impl<'a> SharedMem<'a> {
     /// Copies `src` into shared memory at `off`.
     pub fn write(&self, off: usize, src: &[u8]) -> Result<()> {
         self.check(off, src.len())?;
+        #[cfg(loom)]
+        self.touch_write(off, src.len());
         // SAFETY: the range is inside the view (checked) and valid for writes (contract of
         // `new`); `src` is private memory and cannot overlap the mapping through a reference.
         unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len()) };
@@ -96,6 +111,8 @@ impl<'a> SharedMem<'a> {
     /// Fills `len` bytes at `off` with zero.
     pub fn zero(&self, off: usize, len: usize) -> Result<()> {
         self.check(off, len)?;
+        #[cfg(loom)]
+        self.touch_write(off, len);
         // SAFETY: in bounds (checked) and writable (contract of `new`).
         unsafe { core::ptr::write_bytes(self.ptr.as_ptr().add(off), 0, len) };
         Ok(())
@@ -143,7 +160,7 @@ impl<'a> SharedMem<'a> {
     /// The atomic `u32` at `off` (CONV-5). The offset must be in bounds and 4-aligned.
     ///
     /// Atomics in shared memory are little-endian words on every platform Knit supports
-    /// (x86-64, AArch64, RISC-V little-endian); big-endian targets are refused at compile time.
+    /// (x86-64, `AArch64`, RISC-V little-endian); big-endian targets are refused at compile time.
     #[cfg(not(loom))]
     pub fn atomic_u32(&self, off: usize) -> Result<&'a AtomicU32> {
         self.check_atomic(off, 4)?;
@@ -161,6 +178,41 @@ impl<'a> SharedMem<'a> {
         Ok(unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(off).cast()) })
     }
 
+    /// Under loom: the loom atomic standing for the `u32` at `off`, created on first use with
+    /// the value stored there (loom cannot use memory it did not allocate as an atomic).
+    #[cfg(loom)]
+    pub fn atomic_u32(&self, off: usize) -> Result<&'a AtomicU32> {
+        self.check_atomic(off, 4)?;
+        let addr = self.ptr.as_ptr() as usize + off;
+        Ok(crate::sync::shadow::atomic_u32(addr, || {
+            let mut b = [0u8; 4];
+            self.read_untracked(off, &mut b);
+            u32::from_le_bytes(b)
+        }))
+    }
+
+    /// Under loom: the loom atomic standing for the `u64` at `off` (see `atomic_u32`).
+    #[cfg(loom)]
+    pub fn atomic_u64(&self, off: usize) -> Result<&'a AtomicU64> {
+        self.check_atomic(off, 8)?;
+        let addr = self.ptr.as_ptr() as usize + off;
+        Ok(crate::sync::shadow::atomic_u64(addr, || {
+            let mut b = [0u8; 8];
+            self.read_untracked(off, &mut b);
+            u64::from_le_bytes(b)
+        }))
+    }
+
+    /// Under loom: copies bytes out without recording the access; only for the initial value
+    /// of a loom atomic, whose word is never accessed as plain memory by the protocol (CONV-5).
+    #[cfg(loom)]
+    fn read_untracked(&self, off: usize, dst: &mut [u8]) {
+        if self.check(off, dst.len()).is_ok() {
+            // SAFETY: the range is inside the view (checked just above); see `read`.
+            unsafe { core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) };
+        }
+    }
+
     /// Borrows `len` bytes at `off` in place (zero copy).
     ///
     /// # Safety
@@ -170,6 +222,9 @@ impl<'a> SharedMem<'a> {
     /// caller must not take decisions from the borrowed bytes without copying them first.
     pub unsafe fn borrow(&self, off: usize, len: usize) -> Result<&'a [u8]> {
         self.check(off, len)?;
+        // Loom sees the whole borrow as one read at the moment it is taken.
+        #[cfg(loom)]
+        self.touch_read(off, len);
         // SAFETY: in bounds (checked); the caller upholds the exclusivity contract above.
         Ok(unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().add(off), len) })
     }
@@ -183,6 +238,9 @@ impl<'a> SharedMem<'a> {
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn borrow_mut(&self, off: usize, len: usize) -> Result<&'a mut [u8]> {
         self.check(off, len)?;
+        // Loom sees the whole loan as one write at the moment it is taken.
+        #[cfg(loom)]
+        self.touch_write(off, len);
         // SAFETY: in bounds (checked); the caller upholds the exclusivity contract above.
         Ok(unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(off), len) })
     }
