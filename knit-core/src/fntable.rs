@@ -166,10 +166,13 @@ mod owned {
     pub struct FunctionTable {
         /// Sorted by name, for lookup by name (FN-2).
         by_name: Vec<Function>,
+        /// The ids, sorted, for lookup by id.
+        ids: Vec<u32>,
     }
 
-    /// Sorts by name and checks FN-1 uniqueness of names and ids, reporting `code`.
-    fn sorted_unique(mut functions: Vec<Function>, code: ErrorCode) -> Result<Vec<Function>> {
+    /// Sorts and checks FN-1 uniqueness of names and ids, reporting `code`.
+    /// Sorting keeps this O(n log n) however large a hostile table is.
+    fn sorted_unique(mut functions: Vec<Function>, code: ErrorCode) -> Result<FunctionTable> {
         let mut ids: Vec<u32> = functions.iter().map(|f| f.id).collect();
         ids.sort_unstable();
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
@@ -179,7 +182,7 @@ mod owned {
         if let Some(w) = functions.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(Error::value(code, "function.name duplicate", u64::from(w[1].id), u64::from(w[0].id)));
         }
-        Ok(functions)
+        Ok(FunctionTable { by_name: functions, ids })
     }
 
     impl FunctionTable {
@@ -190,7 +193,7 @@ mod owned {
                 check_name_len(name.len(), ErrorCode::InvalidArgument)?;
                 list.push(Function { id, name: String::from(name) });
             }
-            Ok(FunctionTable { by_name: sorted_unique(list, ErrorCode::InvalidArgument)? })
+            sorted_unique(list, ErrorCode::InvalidArgument)
         }
 
         /// Decodes and validates a private copy of a HELLO payload (FN-1): every violation,
@@ -203,7 +206,7 @@ mod owned {
                 list.push(Function { id: entry.id, name: String::from(entry.name) });
             }
             iter.finish()?;
-            Ok(FunctionTable { by_name: sorted_unique(list, ErrorCode::BadRecord)? })
+            sorted_unique(list, ErrorCode::BadRecord)
         }
 
         /// The HELLO payload for this table, entries in name order.
@@ -228,7 +231,12 @@ mod owned {
                 .ok_or(Error::new(ErrorCode::UnknownFunction, "function name"))
         }
 
-        /// The name of function `id`, if the table has it (a worker's CALL-5 check).
+        /// True when the table has function `id` (a worker's CALL-5 check).
+        pub fn contains_id(&self, id: u32) -> bool {
+            self.ids.binary_search(&id).is_ok()
+        }
+
+        /// The name of function `id`, if the table has it (a linear search, for messages).
         pub fn name_of(&self, id: u32) -> Option<&str> {
             self.by_name.iter().find(|f| f.id == id).map(|f| f.name.as_str())
         }
@@ -283,6 +291,7 @@ mod tests {
         assert_eq!(back.lookup("nope").unwrap_err().code, ErrorCode::UnknownFunction);
         assert_eq!(back.name_of(3), Some("a_longer_name"));
         assert_eq!(back.name_of(4), None);
+        assert!(back.contains_id(7) && back.contains_id(3) && !back.contains_id(4));
     }
 
     #[test]
