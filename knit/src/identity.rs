@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::Read;
 
 use knit_core::ErrorCode;
+use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 
@@ -90,12 +91,33 @@ impl ProcStat {
 }
 
 /// PART-8 / LIVE-2: true when process `pid` exists, started at `start_time` and is neither a
-/// zombie nor dead. Any doubt (no such process, unreadable or malformed stat, pid 0 or out of
-/// range) answers false: the start time must match exactly, so a reused pid is never alive.
+/// zombie nor dead.
+///
+/// LIVE-8: false only on evidence of death (see [`check_alive`]); a check that could not be
+/// completed (e.g. no descriptor left to open `/proc`) answers true, so that the caller keeps
+/// waiting and checks again at its next interval instead of failing a live peer's calls.
 pub fn is_alive(pid: u32, start_time: u64) -> bool {
+    check_alive(pid, start_time).unwrap_or(true)
+}
+
+/// The liveness of process `pid` recorded with `start_time` (PART-8, LIVE-2, LIVE-8):
+/// `Ok(false)` on evidence of death — no such process, a pid that no process can have (0 or
+/// above `i32::MAX`), another start time (a reused pid) or a zombie / dead state;
+/// `Ok(true)` when the process runs; an error when the check could not be made.
+pub fn check_alive(pid: u32, start_time: u64) -> Result<bool> {
+    if pid == 0 || i32::try_from(pid).is_err() {
+        return Ok(false);
+    }
     match read_stat(pid) {
-        Ok(stat) => stat.start_time == start_time && stat.is_running(),
-        Err(_) => false,
+        Ok(stat) => Ok(stat.start_time == start_time && stat.is_running()),
+        // No such entry, or the process went away between open and read.
+        Err(Error::Os { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound
+                || source.raw_os_error() == Some(Errno::SRCH.raw_os_error()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -201,6 +223,8 @@ mod tests {
 
     #[test]
     fn out_of_range_pids_are_not_alive() {
+        assert_eq!(check_alive(0, 1).ok(), Some(false));
+        assert_eq!(check_alive(u32::MAX, 1).ok(), Some(false));
         assert!(!is_alive(0, 1));
         assert!(!is_alive(u32::MAX, 1));
         assert_eq!(

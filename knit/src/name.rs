@@ -48,8 +48,8 @@ impl RegionName {
         RegionName(s)
     }
 
-    /// Validates `s` as a region name; anything but exactly `knit-[0-9a-f]{32}` is refused
-    /// with `INVALID_ARGUMENT` (no leading slash, no uppercase, no path components).
+    /// MAP-8: validates `s` as a region name; anything but exactly `knit-[0-9a-f]{32}` is
+    /// refused with `INVALID_ARGUMENT` (no leading slash, no uppercase, no path components).
     pub fn parse(s: &str) -> Result<Self> {
         let valid = s.len() == NAME_LEN
             && s.starts_with(NAME_PREFIX)

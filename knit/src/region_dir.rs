@@ -29,7 +29,7 @@ impl RegionDir {
         &self.path
     }
 
-    /// The valid region names in the directory (MAP-2), sorted. Entries whose name is not
+    /// The valid region names in the directory (MAP-2, MAP-8), sorted. Entries whose name is not
     /// exactly `knit-[0-9a-f]{32}`, and entries that are not regular files (a symbolic link
     /// or directory planted under a region-like name), are skipped: they are not regions.
     pub fn names(&self) -> Result<Vec<RegionName>> {

@@ -93,7 +93,7 @@ impl Mapping {
     /// ([`Mapping::truncate`]).
     pub fn open_named(name: &str) -> Result<Mapping> {
         let name = RegionName::parse(name)?;
-        // O_NOFOLLOW: a symbolic link planted under the name is refused, not followed. rustix
+        // MAP-8: O_NOFOLLOW, a symbolic link planted under the name is refused, not followed. rustix
         // passes the extra open flag through to the open of `/dev/shm/<name>`.
         let flags =
             shm::OFlags::RDWR | shm::OFlags::from_bits_retain(rustix::fs::OFlags::NOFOLLOW.bits());
@@ -268,7 +268,7 @@ fn check_create_len(len: usize) -> Result<()> {
     Ok(())
 }
 
-/// `fstat`s an object before it is mapped (MAP-6): it must be a regular file of at least
+/// `fstat`s an object before it is mapped (MAP-6): it must be a regular file (MAP-8) of at least
 /// [`MIN_OBJECT_LEN`] bytes whose size fits the address space.
 fn checked_object_len(fd: &OwnedFd, subject: &str) -> Result<usize> {
     let st = rustix::fs::fstat(fd).map_err(|e| Error::os("fstat", subject, e))?;

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use knit::identity::read_stat;
+use knit::identity::{check_alive, read_stat};
 use knit::{is_alive, ProcessIdentity};
 use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
 
@@ -32,6 +32,11 @@ fn a_child_that_exited_and_was_reaped_is_dead() {
     let status = child.wait().expect("reap");
     assert!(status.success());
     assert!(!identity.is_alive());
+    // Positive evidence of death, not an undetermined check (LIVE-8).
+    assert_eq!(
+        check_alive(identity.pid, identity.start_time).ok(),
+        Some(false)
+    );
 }
 
 #[test]
@@ -50,6 +55,10 @@ fn a_zombie_is_dead() {
     assert_eq!(stat.state, b'Z');
     assert_eq!(stat.start_time, identity.start_time);
     assert!(!identity.is_alive(), "a zombie must not count as alive");
+    assert_eq!(
+        check_alive(identity.pid, identity.start_time).ok(),
+        Some(false)
+    );
     child.wait().expect("reap");
 }
 
