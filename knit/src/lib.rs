@@ -4,11 +4,13 @@
 //! core leaves out. Named and anonymous shared mappings with the discipline of
 //! `spec/11-mapping.md` ([`Mapping`], [`RegionName`], [`RegionDir`]), parking on the shared
 //! futex ([`Futex`]), process identity and liveness ([`ProcessIdentity`], [`is_alive`]) and
-//! clocks ([`monotonic_ns`], [`realtime_ns`]).
+//! clocks ([`monotonic_ns`], [`realtime_ns`]), and attaching to a region with the bounded
+//! wait of INIT-2 ([`attach_region`]).
 //!
 //! Linux only for now: the mapping, futex and identity modules use Linux interfaces
 //! (`/dev/shm`, `memfd_create`, `FUTEX_WAIT`, `/proc/<pid>/stat`).
 
+pub mod attach;
 pub mod clock;
 pub mod error;
 pub mod futex;
@@ -17,6 +19,7 @@ pub mod name;
 pub mod region_dir;
 pub mod shm;
 
+pub use attach::{attach_mapping, attach_region, DEFAULT_ATTACH_TIMEOUT};
 pub use clock::{monotonic_ns, realtime_ns};
 pub use error::{Error, Result};
 pub use futex::Futex;
