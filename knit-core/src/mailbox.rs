@@ -1,1 +1,744 @@
-//! (module being written; see spec/)
+//! The two ends of a mailbox (spec/05-calls.md): [`HostMailbox`] sends requests and reads
+//! responses, [`WorkerMailbox`] reads requests and sends responses.
+//!
+//! Neither end waits or rings a doorbell: every operation reports whether it stored a
+//! position or a cancel entry, so that the runtime rings the peer's doorbell (WAIT-5, WAIT-6).
+//! A violation is returned with its registry code; the caller poisons the region (RING-13).
+//!
+//! Writing: `start_*` builds an [`Outgoing`] message and [`HostMailbox::write`] /
+//! [`WorkerMailbox::write`] write as much of it as the ring has room for, publishing what they
+//! wrote. A message that has started must be finished before anything else is written on
+//! that ring (MSG-2); the mailbox refuses anything else with `INVALID_ARGUMENT` meanwhile.
+
+use crate::error::{Error, ErrorCode, Result};
+#[cfg(feature = "alloc")]
+use crate::fntable::FunctionTable;
+use crate::message::{self, Accept, Incoming, Loan, MessageHead, OutgoingMessage, Payload, Reassembler};
+use crate::records::{ChannelOpen, HelloHead, ResponseHead, RingKind, TYPE_CHANNEL_OPEN};
+use crate::region::Mailbox;
+use crate::ring::{Consumer, Producer};
+use crate::shared::SharedMem;
+use crate::sync::Ordering;
+
+/// The content type of an error response's message (spec/05 §5.2: UTF-8).
+pub const CONTENT_TYPE_UTF8: u32 = 1;
+
+/// The outcome of a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// Every record of the message is written.
+    pub done: bool,
+    /// A new `tail` was stored: ring the consumer's doorbell (WAIT-5).
+    pub published: bool,
+}
+
+/// A message being sent through a mailbox, resumable after the ring was full.
+#[derive(Clone, Debug)]
+pub struct Outgoing<'p> {
+    message: OutgoingMessage<'p>,
+    ticket: u64,
+    request_id: u64,
+}
+
+impl Outgoing<'_> {
+    /// The request id the message carries (0 for HELLO).
+    pub fn request_id(&self) -> u64 {
+        self.request_id
+    }
+
+    /// True when every record has been written.
+    pub fn is_done(&self) -> bool {
+        self.message.is_done()
+    }
+}
+
+/// The producing side shared by both ends: one message at a time (MSG-2), publication.
+struct Sender<'a> {
+    producer: Producer<'a>,
+    /// Ticket of the message whose first record is written and whose last is not.
+    partial: Option<u64>,
+    next_ticket: u64,
+}
+
+fn misuse(what: &'static str) -> Error {
+    Error::new(ErrorCode::InvalidArgument, what)
+}
+
+impl<'a> Sender<'a> {
+    fn new(producer: Producer<'a>) -> Self {
+        Sender { producer, partial: None, next_ticket: 1 }
+    }
+
+    fn outgoing<'p>(&mut self, head: MessageHead, payload: &'p [u8], request_id: u64) -> Outgoing<'p> {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        Outgoing { message: OutgoingMessage::new(head, payload), ticket, request_id }
+    }
+
+    /// MSG-2: nothing but the message in progress may be written now.
+    fn check_free(&self, ticket: Option<u64>) -> Result<()> {
+        match self.partial {
+            Some(t) if Some(t) != ticket => Err(misuse("another message is partly written (MSG-2)")),
+            _ => Ok(()),
+        }
+    }
+
+    fn write(&mut self, out: &mut Outgoing<'_>) -> Result<Sent> {
+        self.check_free(Some(out.ticket))?;
+        let done = out.message.write_to(&mut self.producer);
+        // Publish whatever was committed, even when the next fragment failed (RING-3).
+        let published = self.producer.publish();
+        let done = done?;
+        self.partial = if done || !out.message.is_started() { None } else { Some(out.ticket) };
+        Ok(Sent { done, published })
+    }
+
+    fn control(&mut self, rtype: u16, body: &[u8]) -> Result<Sent> {
+        self.check_free(None)?;
+        let done = message::write_control(&mut self.producer, rtype, body)?;
+        Ok(Sent { done, published: self.producer.publish() })
+    }
+
+    fn loan(&mut self, head: MessageHead, capacity: usize) -> Result<Option<Loan<'_, 'a>>> {
+        self.check_free(None)?;
+        message::loan(&mut self.producer, head, capacity)
+    }
+
+    fn fits_one_record(&self, head_len: usize, payload_len: usize) -> bool {
+        message::fits_one_record(&self.producer, head_len, payload_len)
+    }
+}
+
+/// Checks the cancel table view and returns `inflight_max` as a u64 (spec §5.5).
+fn cancel_entries(cancel: &SharedMem<'_>, inflight_max: u32) -> Result<u64> {
+    if !inflight_max.is_power_of_two() {
+        return Err(Error::value(ErrorCode::InvalidArgument, "inflight_max", u64::from(inflight_max), 0));
+    }
+    let need = 8 * inflight_max as usize;
+    if cancel.len() < need {
+        return Err(Error::value(ErrorCode::BadLayout, "cancel table length", cancel.len() as u64, need as u64));
+    }
+    Ok(u64::from(inflight_max))
+}
+
+/// Byte offset of the cancel entry of request `id` (spec §5.5: entry `id mod inflight_max`).
+fn cancel_offset(id: u64, entries: u64) -> usize {
+    // `entries` is a power of two of at most 65536, so the entry index fits any usize.
+    8 * (id & (entries - 1)) as usize
+}
+
+// ---- host ---------------------------------------------------------------------------------
+
+#[cfg(feature = "alloc")]
+pub use host::{HostEvent, HostMailbox, HostPolled, RequestLoan, Response};
+
+#[cfg(feature = "alloc")]
+mod host {
+    use alloc::vec::Vec;
+
+    use super::{
+        cancel_entries, cancel_offset, misuse, Accept, ChannelOpen, Error, ErrorCode, FunctionTable, HelloHead,
+        Incoming, Mailbox, MessageHead, Outgoing, Payload, Reassembler, Result, RingKind, Sender, Sent,
+        SharedMem, TYPE_CHANNEL_OPEN,
+    };
+    use crate::message::Loan;
+    use crate::records::{RequestHead, TYPE_SHUTDOWN};
+    use crate::ring::{Consumer, Producer};
+    use crate::sync::Ordering;
+
+    /// The state of one cancel entry's request id (CALL-2).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Slot {
+        Free,
+        /// Sent (or being sent) and not answered.
+        Outstanding(u64),
+        /// Cancelled or timed out, not answered: a late response is discarded (CALL-4).
+        Abandoned(u64),
+    }
+
+    /// A response read from the ring.
+    #[derive(Debug)]
+    pub struct Response<'c, 'a> {
+        /// The request it answers; no longer outstanding.
+        pub request_id: u64,
+        /// 0 for success, otherwise an error code, delivered raw even when unknown (CALL-7).
+        pub status: u32,
+        /// Content type of the payload (UTF-8 for an error message).
+        pub content_type: u32,
+        /// The result, or the error message when `status` is not 0.
+        pub payload: Payload<'c, 'a>,
+    }
+
+    impl Response<'_, '_> {
+        /// The registry code of a failed call; `None` for success or an unregistered code
+        /// (which [`Response::status`] still carries, CALL-7).
+        pub fn error_code(&self) -> Option<ErrorCode> {
+            if self.status == 0 {
+                None
+            } else {
+                ErrorCode::from_u32(self.status)
+            }
+        }
+    }
+
+    /// What the host reads from a response ring.
+    #[derive(Debug)]
+    pub enum HostEvent<'c, 'a> {
+        /// The worker's function table (MBX-2); requests may be sent from now on.
+        Hello(FunctionTable),
+        /// The answer to an outstanding request (CALL-3).
+        Response(Response<'c, 'a>),
+        /// The worker opened a channel (CHAN-2); the receiver checks the slot.
+        ChannelOpen(ChannelOpen),
+    }
+
+    /// The outcome of [`HostMailbox::poll`].
+    #[derive(Debug)]
+    pub struct HostPolled<'c, 'a> {
+        /// An event, or `None` when nothing is complete now (poll again before parking: the
+        /// ring may hold more records than one poll takes).
+        pub event: Option<HostEvent<'c, 'a>>,
+        /// A new response-ring `head` was stored: ring the worker's doorbell (WAIT-6).
+        pub released: bool,
+    }
+
+    /// The host's end of one mailbox: produces the request ring, consumes the response ring,
+    /// writes the cancel table, and tracks outstanding request ids (CALL-2, CALL-4).
+    pub struct HostMailbox<'a> {
+        sender: Sender<'a>,
+        consumer: Consumer<'a>,
+        reassembler: Reassembler,
+        cancel: SharedMem<'a>,
+        entries: u64,
+        max_message_len: u64,
+        slots: Vec<Slot>,
+        last_id: u64,
+        table: Option<FunctionTable>,
+    }
+
+    impl<'a> HostMailbox<'a> {
+        /// The host end of `mailbox`, freshly reset for a new epoch (MBX-4), with the region's
+        /// `inflight_max` and `max_message_len` (from the validated header, HDR-5).
+        pub fn new(mailbox: Mailbox<'a>, inflight_max: u32, max_message_len: u64) -> Result<Self> {
+            let entries = cancel_entries(&mailbox.cancel, inflight_max)?;
+            Ok(HostMailbox {
+                sender: Sender::new(Producer::new(mailbox.request)),
+                consumer: Consumer::new(mailbox.response),
+                reassembler: Reassembler::new(RingKind::Response, max_message_len),
+                cancel: mailbox.cancel,
+                entries,
+                max_message_len,
+                slots: alloc::vec![Slot::Free; inflight_max as usize],
+                last_id: 0,
+                table: None,
+            })
+        }
+
+        /// The worker's function table, once its HELLO arrived (MBX-2).
+        pub fn function_table(&self) -> Option<&FunctionTable> {
+            self.table.as_ref()
+        }
+
+        /// FN-2: the id of function `name` in this mailbox's HELLO; `UNKNOWN_FUNCTION` when the
+        /// worker does not have it, `INVALID_ARGUMENT` before the HELLO arrived.
+        pub fn resolve(&self, name: &str) -> Result<u32> {
+            self.table.as_ref().ok_or(misuse("no HELLO yet (MBX-2)"))?.lookup(name)
+        }
+
+        fn slot_index(&self, id: u64) -> usize {
+            // `entries` is a power of two ≤ 65536 and equals `slots.len()`.
+            (id & (self.entries - 1)) as usize
+        }
+
+        /// The id the next request will get, or `None` when no cancel entry is free (CALL-2):
+        /// the smallest id above the last one whose entry holds no outstanding or abandoned
+        /// request.
+        pub fn next_request_id(&self) -> Option<u64> {
+            (1..=self.entries)
+                .filter_map(|step| self.last_id.checked_add(step))
+                .find(|&id| self.slots.get(self.slot_index(id)) == Some(&Slot::Free))
+        }
+
+        /// Checks MBX-2, CALL-10 and MSG-2 for a request of `payload_len` bytes and picks its id.
+        fn admit_request(&self, function_id: u32, payload_len: u64) -> Result<Option<u64>> {
+            let table = self.table.as_ref().ok_or(misuse("no HELLO yet (MBX-2)"))?;
+            if !table.contains_id(function_id) {
+                return Err(Error::value(ErrorCode::UnknownFunction, "function_id", u64::from(function_id), 0));
+            }
+            // CALL-10: refuse locally what the worker would have to refuse.
+            if payload_len > self.max_message_len {
+                return Err(Error::value(ErrorCode::PayloadTooLarge, "request payload", payload_len, self.max_message_len));
+            }
+            self.sender.check_free(None)?;
+            Ok(self.next_request_id())
+        }
+
+        /// Starts a request: picks its id (CALL-1, CALL-2) and marks it outstanding. `Ok(None)`
+        /// when no cancel entry is free. `UNKNOWN_FUNCTION` for an id not in the HELLO,
+        /// `PAYLOAD_TOO_LARGE` beyond `max_message_len` (CALL-10), `INVALID_ARGUMENT` before
+        /// the HELLO (MBX-2) or while another message is partly written (MSG-2).
+        /// Write it with [`HostMailbox::write`].
+        pub fn start_request<'p>(
+            &mut self,
+            function_id: u32,
+            content_type: u32,
+            deadline_ns: u64,
+            payload: &'p [u8],
+        ) -> Result<Option<Outgoing<'p>>> {
+            let Some(request_id) = self.admit_request(function_id, payload.len() as u64)? else {
+                return Ok(None);
+            };
+            let index = self.slot_index(request_id);
+            if let Some(slot) = self.slots.get_mut(index) {
+                *slot = Slot::Outstanding(request_id);
+            }
+            self.last_id = request_id;
+            let head = RequestHead { request_id, function_id, content_type, deadline_ns, payload_len: 0 };
+            Ok(Some(self.sender.outgoing(MessageHead::Request(head), payload, request_id)))
+        }
+
+        /// Writes as much of `out` as fits and publishes it (RING-3).
+        pub fn write(&mut self, out: &mut Outgoing<'_>) -> Result<Sent> {
+            self.sender.write(out)
+        }
+
+        /// Reserves a one-record request with room for `capacity` payload bytes, written in
+        /// place (loan). `Ok(None)` when no cancel entry is free or the ring lacks room now;
+        /// `INVALID_ARGUMENT` when it cannot fit one record (use [`HostMailbox::start_request`]),
+        /// and the errors of `start_request`. The id is taken when the loan is committed.
+        pub fn loan_request(
+            &mut self,
+            function_id: u32,
+            content_type: u32,
+            deadline_ns: u64,
+            capacity: usize,
+        ) -> Result<Option<RequestLoan<'_, 'a>>> {
+            let Some(request_id) = self.admit_request(function_id, capacity as u64)? else {
+                return Ok(None);
+            };
+            if !self.sender.fits_one_record(RequestHead::LEN, capacity) {
+                return Err(misuse("loan larger than one record"));
+            }
+            let index = self.slot_index(request_id);
+            let head = RequestHead { request_id, function_id, content_type, deadline_ns, payload_len: 0 };
+            let HostMailbox { sender, slots, last_id, .. } = self;
+            let Some(slot) = slots.get_mut(index) else {
+                return Err(misuse("cancel entry index"));
+            };
+            let Some(loan) = sender.loan(MessageHead::Request(head), capacity)? else {
+                return Ok(None);
+            };
+            Ok(Some(RequestLoan { loan, slot, last_id, request_id }))
+        }
+
+        /// Publishes committed records (after a loan); true when a new `tail` was stored:
+        /// ring the worker's doorbell.
+        pub fn publish(&mut self) -> bool {
+            self.sender.producer.publish()
+        }
+
+        /// Sends SHUTDOWN (MBX-3) and publishes it; `done` is false when the ring has no room.
+        pub fn send_shutdown(&mut self) -> Result<Sent> {
+            self.sender.control(TYPE_SHUTDOWN, &[])
+        }
+
+        /// Announces a channel to the worker (CHAN-2) and publishes it.
+        pub fn send_channel_open(&mut self, open: &ChannelOpen) -> Result<Sent> {
+            self.sender.control(TYPE_CHANNEL_OPEN, &open.encode())
+        }
+
+        /// CANCEL-1: stores `request_id` into its cancel entry (Release) and abandons the call
+        /// (CALL-4). True when it stored: ring the worker's doorbell (WAIT-5). False when the
+        /// id is not outstanding (already answered, abandoned, or never sent).
+        pub fn cancel(&mut self, request_id: u64) -> Result<bool> {
+            if !self.abandon(request_id) {
+                return Ok(false);
+            }
+            let word = self.cancel.atomic_u64(cancel_offset(request_id, self.entries))?;
+            word.store(request_id, Ordering::Release);
+            Ok(true)
+        }
+
+        /// Abandons an outstanding call without touching the cancel table: its late response
+        /// is discarded (CALL-4). True when the id was outstanding.
+        pub fn abandon(&mut self, request_id: u64) -> bool {
+            let index = self.slot_index(request_id);
+            match self.slots.get_mut(index) {
+                Some(slot) if *slot == Slot::Outstanding(request_id) => {
+                    *slot = Slot::Abandoned(request_id);
+                    true
+                }
+                _ => false,
+            }
+        }
+
+        /// True when `request_id` was sent and neither answered nor abandoned.
+        pub fn is_outstanding(&self, request_id: u64) -> bool {
+            self.slots.get(self.slot_index(request_id)) == Some(&Slot::Outstanding(request_id))
+        }
+
+        /// The outstanding (not abandoned) request ids, in cancel-entry order.
+        pub fn outstanding(&self) -> impl Iterator<Item = u64> + '_ {
+            self.slots.iter().filter_map(|s| match *s {
+                Slot::Outstanding(id) => Some(id),
+                _ => None,
+            })
+        }
+
+        /// LIVE-3: after the dead worker's published responses were polled, yields every call
+        /// still outstanding (to fail with `PEER_DIED`) and forgets every id, abandoned ones
+        /// included. Each id is yielded once.
+        pub fn drain_outstanding(&mut self) -> impl Iterator<Item = u64> + '_ {
+            self.slots.iter_mut().filter_map(|s| match core::mem::replace(s, Slot::Free) {
+                Slot::Outstanding(id) => Some(id),
+                _ => None,
+            })
+        }
+
+        /// Reads the response ring until one event is complete (or nothing is available).
+        ///
+        /// Validates RING-11, MSG-1 to MSG-7, CALL-4 (`UNKNOWN_REQUEST`; late responses to
+        /// abandoned calls are discarded), FN-1 (`BAD_RECORD`) and MBX-5 (a second HELLO is
+        /// `BAD_RECORD`). A response's id stops being outstanding when it is delivered.
+        /// An in-place payload is released by the caller ([`Payload::release`]), followed by
+        /// [`HostMailbox::publish_head`].
+        pub fn poll(&mut self) -> Result<HostPolled<'_, 'a>> {
+            let HostMailbox { consumer, reassembler, slots, entries, table, .. } = self;
+            let mask = *entries - 1;
+            let have_table = table.is_some();
+            let polled = reassembler.poll(consumer, |head| match head {
+                MessageHead::Response(r) => {
+                    // CALL-4: only outstanding ids are answered; abandoned ones are dropped.
+                    let slot = slots.get_mut((r.request_id & mask) as usize);
+                    match slot {
+                        Some(s) if *s == Slot::Outstanding(r.request_id) => Ok(Accept::Deliver),
+                        Some(s) if *s == Slot::Abandoned(r.request_id) => {
+                            *s = Slot::Free;
+                            Ok(Accept::Drop)
+                        }
+                        _ => Err(Error::value(ErrorCode::UnknownRequest, "response.request_id", r.request_id, 0)),
+                    }
+                }
+                // MBX-2, MBX-5: one HELLO per epoch.
+                MessageHead::Hello(HelloHead { payload_len }) if have_table => {
+                    Err(Error::value(ErrorCode::BadRecord, "second HELLO", *payload_len, 0))
+                }
+                MessageHead::Hello(_) => Ok(Accept::Deliver),
+                MessageHead::Request(_) | MessageHead::Data(_) => {
+                    Err(Error::value(ErrorCode::UnknownRecord, "record.type", u64::from(head.rtype()), 0))
+                }
+            })?;
+            let released = polled.released;
+            let event = match polled.incoming {
+                None => None,
+                Some(Incoming::ChannelOpen(open)) => Some(HostEvent::ChannelOpen(open)),
+                Some(Incoming::Message(message)) => match message.head {
+                    MessageHead::Response(r) => {
+                        let slot = slots.get_mut((r.request_id & mask) as usize);
+                        match slot {
+                            Some(s) if *s == Slot::Outstanding(r.request_id) => {
+                                *s = Slot::Free;
+                                Some(HostEvent::Response(Response {
+                                    request_id: r.request_id,
+                                    status: r.status,
+                                    content_type: r.content_type,
+                                    payload: message.payload,
+                                }))
+                            }
+                            Some(s) => {
+                                // Abandoned while its fragments arrived (CALL-4): discard.
+                                *s = Slot::Free;
+                                message.payload.release();
+                                None
+                            }
+                            None => return Err(Error::new(ErrorCode::UnknownRequest, "response.request_id")),
+                        }
+                    }
+                    MessageHead::Hello(_) => {
+                        // SEC-2: decode from private memory; an in-place body is copied first.
+                        let bytes = message
+                            .payload
+                            .into_vec()
+                            .ok_or(Error::new(ErrorCode::PayloadTooLarge, "HELLO payload could not be held"))?;
+                        let decoded = FunctionTable::decode(&bytes)?;
+                        *table = Some(decoded.clone());
+                        Some(HostEvent::Hello(decoded))
+                    }
+                    MessageHead::Request(_) | MessageHead::Data(_) => {
+                        return Err(Error::new(ErrorCode::UnknownRecord, "message on response ring"));
+                    }
+                },
+                Some(Incoming::Shutdown | Incoming::End) => {
+                    return Err(Error::new(ErrorCode::UnknownRecord, "control record on response ring"));
+                }
+            };
+            Ok(HostPolled { event, released })
+        }
+
+        /// Stores the response ring's `head` after in-place payloads were released; true when
+        /// it stored: ring the worker's doorbell (WAIT-6).
+        pub fn publish_head(&mut self) -> bool {
+            self.consumer.publish_head()
+        }
+    }
+
+    /// A request reserved in place (see [`HostMailbox::loan_request`]).
+    pub struct RequestLoan<'m, 'a> {
+        loan: Loan<'m, 'a>,
+        slot: &'m mut Slot,
+        last_id: &'m mut u64,
+        request_id: u64,
+    }
+
+    impl RequestLoan<'_, '_> {
+        /// The request's id.
+        pub fn request_id(&self) -> u64 {
+            self.request_id
+        }
+
+        /// The payload area, to be written in place.
+        pub fn payload(&mut self) -> &mut [u8] {
+            self.loan.payload()
+        }
+
+        /// Commits the first `payload_len` bytes and marks the request outstanding; publish
+        /// with [`HostMailbox::publish`]. Dropping the loan instead sends nothing.
+        pub fn commit(self, payload_len: usize) -> Result<()> {
+            self.loan.commit(payload_len)?;
+            *self.slot = Slot::Outstanding(self.request_id);
+            *self.last_id = self.request_id;
+            Ok(())
+        }
+    }
+}
+
+// ---- worker -------------------------------------------------------------------------------
+
+/// A request read from the ring.
+#[derive(Debug)]
+pub struct Request<'c, 'a> {
+    /// Non-zero, greater than every earlier request id of this epoch (CALL-1).
+    pub request_id: u64,
+    /// The function to run; checking it against the HELLO is the runtime's (CALL-5).
+    pub function_id: u32,
+    /// Content type of the payload.
+    pub content_type: u32,
+    /// Absolute `CLOCK_MONOTONIC` deadline, 0 for none (CALL-9).
+    pub deadline_ns: u64,
+    /// The arguments; [`Payload::Unavailable`] when they could not be held (answer
+    /// `PAYLOAD_TOO_LARGE`).
+    pub payload: Payload<'c, 'a>,
+}
+
+/// What a worker reads from its request ring.
+#[derive(Debug)]
+pub enum WorkerEvent<'c, 'a> {
+    /// A call to answer (CALL-3).
+    Request(Request<'c, 'a>),
+    /// The host asks the worker to exit after answering what it already read (MBX-3).
+    Shutdown,
+    /// The host opened a channel (CHAN-2); the receiver checks the slot.
+    ChannelOpen(ChannelOpen),
+}
+
+/// The outcome of [`WorkerMailbox::poll`].
+#[derive(Debug)]
+pub struct WorkerPolled<'c, 'a> {
+    /// An event, or `None` when nothing is complete now (poll again before parking).
+    pub event: Option<WorkerEvent<'c, 'a>>,
+    /// A new request-ring `head` was stored: ring the host's doorbell (WAIT-6).
+    pub released: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hello {
+    NotStarted,
+    Sending(u64),
+    Sent,
+}
+
+/// The worker's end of one mailbox: consumes the request ring, produces the response ring,
+/// reads the cancel table.
+pub struct WorkerMailbox<'a> {
+    sender: Sender<'a>,
+    consumer: Consumer<'a>,
+    reassembler: Reassembler,
+    cancel: SharedMem<'a>,
+    entries: u64,
+    max_message_len: u64,
+    last_request_id: u64,
+    hello: Hello,
+    shutdown: bool,
+}
+
+impl<'a> WorkerMailbox<'a> {
+    /// The worker end of `mailbox`, just attached (MBX-4), with the region's `inflight_max`
+    /// and `max_message_len` (from the validated header, HDR-5).
+    pub fn new(mailbox: Mailbox<'a>, inflight_max: u32, max_message_len: u64) -> Result<Self> {
+        let entries = cancel_entries(&mailbox.cancel, inflight_max)?;
+        Ok(WorkerMailbox {
+            sender: Sender::new(Producer::new(mailbox.response)),
+            consumer: Consumer::new(mailbox.request),
+            reassembler: Reassembler::new(RingKind::Request, max_message_len),
+            cancel: mailbox.cancel,
+            entries,
+            max_message_len,
+            last_request_id: 0,
+            hello: Hello::NotStarted,
+            shutdown: false,
+        })
+    }
+
+    /// Starts the HELLO carrying `table` (an encoded function table, [`crate::fntable`]).
+    /// MBX-2: it is the first message, sent once; `INVALID_ARGUMENT` otherwise, and
+    /// `PAYLOAD_TOO_LARGE` beyond `max_message_len` (the host would refuse it, MSG-4).
+    pub fn start_hello<'p>(&mut self, table: &'p [u8]) -> Result<Outgoing<'p>> {
+        if self.hello != Hello::NotStarted {
+            return Err(misuse("HELLO already sent (MBX-2)"));
+        }
+        if table.len() as u64 > self.max_message_len {
+            return Err(Error::value(ErrorCode::PayloadTooLarge, "HELLO payload", table.len() as u64, self.max_message_len));
+        }
+        let out = self.sender.outgoing(MessageHead::Hello(HelloHead { payload_len: 0 }), table, 0);
+        self.hello = Hello::Sending(out.ticket);
+        Ok(out)
+    }
+
+    /// True once the HELLO is completely written.
+    pub fn hello_sent(&self) -> bool {
+        self.hello == Hello::Sent
+    }
+
+    /// Writes as much of `out` as fits and publishes it (RING-3). MBX-2: nothing is written
+    /// before the HELLO is complete (`INVALID_ARGUMENT`).
+    pub fn write(&mut self, out: &mut Outgoing<'_>) -> Result<Sent> {
+        match self.hello {
+            Hello::Sent => self.sender.write(out),
+            Hello::Sending(ticket) if ticket == out.ticket => {
+                let sent = self.sender.write(out)?;
+                if sent.done {
+                    self.hello = Hello::Sent;
+                }
+                Ok(sent)
+            }
+            _ => Err(misuse("HELLO must be sent first (MBX-2)")),
+        }
+    }
+
+    /// Starts a response to `request_id`. CALL-10: a payload beyond `max_message_len`
+    /// becomes a `PAYLOAD_TOO_LARGE` error response instead.
+    pub fn start_response<'p>(&mut self, request_id: u64, status: u32, content_type: u32, payload: &'p [u8]) -> Outgoing<'p> {
+        if payload.len() as u64 > self.max_message_len {
+            return self.error_response(request_id, ErrorCode::PayloadTooLarge as u32, "result exceeds max_message_len");
+        }
+        let head = ResponseHead { request_id, status, content_type, payload_len: 0 };
+        self.sender.outgoing(MessageHead::Response(head), payload, request_id)
+    }
+
+    /// Starts an error response (CALL-5, CALL-6): `status` (non-zero) and a UTF-8 message,
+    /// content type 1, cut at a character boundary to fit `max_message_len`.
+    pub fn error_response<'p>(&mut self, request_id: u64, status: u32, message: &'p str) -> Outgoing<'p> {
+        let limit = usize::try_from(self.max_message_len).unwrap_or(usize::MAX);
+        let mut end = message.len().min(limit);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let head = ResponseHead { request_id, status, content_type: CONTENT_TYPE_UTF8, payload_len: 0 };
+        self.sender.outgoing(MessageHead::Response(head), &message.as_bytes()[..end], request_id)
+    }
+
+    /// Reserves a one-record response with room for `capacity` payload bytes, written in place
+    /// (loan); commit it with [`Loan::commit`] and publish with [`WorkerMailbox::publish`].
+    /// `Ok(None)` when the ring lacks room now; `INVALID_ARGUMENT` before the HELLO, while a
+    /// message is partly written, or when it cannot fit one record; `PAYLOAD_TOO_LARGE` when
+    /// `capacity` exceeds `max_message_len` (CALL-10).
+    pub fn loan_response(&mut self, request_id: u64, status: u32, content_type: u32, capacity: usize) -> Result<Option<Loan<'_, 'a>>> {
+        if self.hello != Hello::Sent {
+            return Err(misuse("HELLO must be sent first (MBX-2)"));
+        }
+        if capacity as u64 > self.max_message_len {
+            return Err(Error::value(ErrorCode::PayloadTooLarge, "response payload", capacity as u64, self.max_message_len));
+        }
+        if !self.sender.fits_one_record(ResponseHead::LEN, capacity) {
+            return Err(misuse("loan larger than one record"));
+        }
+        let head = ResponseHead { request_id, status, content_type, payload_len: 0 };
+        self.sender.loan(MessageHead::Response(head), capacity)
+    }
+
+    /// Publishes committed records (after a loan); true when a new `tail` was stored: ring
+    /// the host's doorbell.
+    pub fn publish(&mut self) -> bool {
+        self.sender.producer.publish()
+    }
+
+    /// Announces a channel to the host (CHAN-2) and publishes it.
+    pub fn send_channel_open(&mut self, open: &ChannelOpen) -> Result<Sent> {
+        if self.hello != Hello::Sent {
+            return Err(misuse("HELLO must be sent first (MBX-2)"));
+        }
+        self.sender.control(TYPE_CHANNEL_OPEN, &open.encode())
+    }
+
+    /// CANCEL-2: true exactly when the cancel entry of `request_id` holds it (Acquire).
+    pub fn is_cancelled(&self, request_id: u64) -> Result<bool> {
+        let word = self.cancel.atomic_u64(cancel_offset(request_id, self.entries))?;
+        Ok(word.load(Ordering::Acquire) == request_id)
+    }
+
+    /// True once SHUTDOWN was read (MBX-3); nothing after it is read.
+    pub fn is_shutdown(&self) -> bool {
+        self.shutdown
+    }
+
+    /// Reads the request ring until one event is complete (or nothing is available).
+    ///
+    /// Validates RING-11, MSG-1 to MSG-7 and CALL-1 (a request id not above the previous one
+    /// is `BAD_RECORD`). After SHUTDOWN it reads nothing more (MBX-3). An in-place payload is
+    /// released by the caller ([`Payload::release`]), followed by
+    /// [`WorkerMailbox::publish_head`].
+    pub fn poll(&mut self) -> Result<WorkerPolled<'_, 'a>> {
+        if self.shutdown {
+            return Ok(WorkerPolled { event: None, released: false });
+        }
+        let WorkerMailbox { consumer, reassembler, last_request_id, shutdown, .. } = self;
+        let polled = reassembler.poll(consumer, |head| match head {
+            MessageHead::Request(r) => {
+                // CALL-1: strictly increasing ids, checked before anything is allocated.
+                if r.request_id <= *last_request_id {
+                    return Err(Error::value(ErrorCode::BadRecord, "request.request_id", r.request_id, *last_request_id + 1));
+                }
+                *last_request_id = r.request_id;
+                Ok(Accept::Deliver)
+            }
+            _ => Err(Error::value(ErrorCode::UnknownRecord, "record.type", u64::from(head.rtype()), 0)),
+        })?;
+        let released = polled.released;
+        let event = match polled.incoming {
+            None => None,
+            Some(Incoming::Shutdown) => {
+                *shutdown = true;
+                Some(WorkerEvent::Shutdown)
+            }
+            Some(Incoming::ChannelOpen(open)) => Some(WorkerEvent::ChannelOpen(open)),
+            Some(Incoming::Message(message)) => match message.head {
+                MessageHead::Request(r) => Some(WorkerEvent::Request(Request {
+                    request_id: r.request_id,
+                    function_id: r.function_id,
+                    content_type: r.content_type,
+                    deadline_ns: r.deadline_ns,
+                    payload: message.payload,
+                })),
+                _ => return Err(Error::new(ErrorCode::UnknownRecord, "message on request ring")),
+            },
+            Some(Incoming::End) => return Err(Error::new(ErrorCode::UnknownRecord, "END on request ring")),
+        };
+        Ok(WorkerPolled { event, released })
+    }
+
+    /// Stores the request ring's `head` after in-place payloads were released; true when it
+    /// stored: ring the host's doorbell (WAIT-6).
+    pub fn publish_head(&mut self) -> bool {
+        self.consumer.publish_head()
+    }
+}

@@ -60,8 +60,10 @@ fn transfer(msg: &mut OutgoingMessage<'_>, producer: &mut Producer<'_>, consumer
             got = Some(take(m));
             consumer.publish_head();
         }
-        if done && got.is_some() {
-            return got.unwrap();
+        if done {
+            if let Some(got) = got.take() {
+                return got;
+            }
         }
     }
     panic!("transfer did not finish");
@@ -236,9 +238,12 @@ fn a_loan_commits_a_shorter_payload_and_patches_payload_len() {
 
 // ---- adversarial records ------------------------------------------------------------------
 
+/// A record written raw: type, flags, body.
+type RawRecord = (u16, u16, Vec<u8>);
+
 /// Writes raw records, publishes, and returns the first error the reassembler reports (after
 /// delivering, and releasing, anything valid before it).
-fn first_error(kind: RingKind, max_message_len: u64, records: &[(u16, u16, Vec<u8>)]) -> Option<ErrorCode> {
+fn first_error(kind: RingKind, max_message_len: u64, records: &[RawRecord]) -> Option<ErrorCode> {
     let r = ring(4096);
     let mut producer = Producer::new(r);
     let mut consumer = Consumer::new(r);
@@ -247,7 +252,7 @@ fn first_error(kind: RingKind, max_message_len: u64, records: &[(u16, u16, Vec<u
         assert!(producer.try_write(*rtype, *flags, body).unwrap(), "test records fit the ring");
     }
     producer.publish();
-    for _ in 0..records.len() + 1 {
+    for _ in 0..=records.len() {
         match re.poll(&mut consumer, |_| Ok(Accept::Deliver)) {
             Err(e) => {
                 // RING-13: the same error again, without touching the ring.
@@ -311,7 +316,7 @@ fn out_of_place_and_unknown_types_are_unknown_record() {
 
 #[test]
 fn fragment_violations_are_bad_fragment() {
-    let cases: Vec<(&str, Vec<(u16, u16, Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Vec<RawRecord>)> = vec![
         ("CONT with no message", vec![(TYPE_CONT, FLAG_LAST, b"x".to_vec())]),
         (
             "message interrupted by another",
@@ -355,7 +360,7 @@ fn fragment_violations_are_bad_fragment() {
 
 #[test]
 fn body_violations_are_bad_record() {
-    let cases: Vec<(&str, RingKind, Vec<(u16, u16, Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, RingKind, Vec<RawRecord>)> = vec![
         ("payload_len above max_message_len", RingKind::Request, vec![(TYPE_REQUEST, FLAG_FIRST, req(1, 101, b"ab"))]),
         (
             "huge payload_len refused before anything is allocated",
