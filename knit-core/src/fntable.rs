@@ -23,15 +23,22 @@ pub fn entry_len(name_len: usize) -> usize {
 /// The encoded size of a table of `functions`, or `INVALID_ARGUMENT` on overflow.
 pub fn encoded_len(functions: &[(u32, &str)]) -> Result<usize> {
     functions.iter().try_fold(TABLE_HEAD_LEN, |acc, (_, name)| {
-        acc.checked_add(entry_len(name.len()))
-            .ok_or(Error::new(ErrorCode::InvalidArgument, "function table size"))
+        acc.checked_add(entry_len(name.len())).ok_or(Error::new(
+            ErrorCode::InvalidArgument,
+            "function table size",
+        ))
     })
 }
 
 /// Checks one name against FN-1's length bound; the caller checks uniqueness.
 fn check_name_len(len: usize, code: ErrorCode) -> Result<()> {
     if len == 0 || len > MAX_NAME_LEN {
-        return Err(Error::value(code, "function.name_len", len as u64, MAX_NAME_LEN as u64));
+        return Err(Error::value(
+            code,
+            "function.name_len",
+            len as u64,
+            MAX_NAME_LEN as u64,
+        ));
     }
     Ok(())
 }
@@ -45,9 +52,12 @@ pub fn encode_into(functions: &[(u32, &str)], out: &mut [u8]) -> Result<usize> {
     let total = encoded_len(functions)?;
     let count = u32::try_from(functions.len())
         .map_err(|_| Error::new(ErrorCode::InvalidArgument, "function_count"))?;
-    let out = out
-        .get_mut(..total)
-        .ok_or(Error::value(ErrorCode::InvalidArgument, "function table buffer", 0, total as u64))?;
+    let out = out.get_mut(..total).ok_or(Error::value(
+        ErrorCode::InvalidArgument,
+        "function table buffer",
+        0,
+        total as u64,
+    ))?;
     out.fill(0);
     let (head, mut rest) = out.split_at_mut(TABLE_HEAD_LEN);
     head[0..4].copy_from_slice(&count.to_le_bytes());
@@ -86,34 +96,49 @@ fn bad(what: &'static str, found: u64, expected: u64) -> Error {
 
 /// Starts iterating the table in `payload`, a private copy of a HELLO payload.
 pub fn entries(payload: &[u8]) -> Result<Entries<'_>> {
-    let head = payload
-        .get(..TABLE_HEAD_LEN)
-        .ok_or(bad("function_table.len", payload.len() as u64, TABLE_HEAD_LEN as u64))?;
+    let head = payload.get(..TABLE_HEAD_LEN).ok_or(bad(
+        "function_table.len",
+        payload.len() as u64,
+        TABLE_HEAD_LEN as u64,
+    ))?;
     let count = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     // Each entry takes at least 16 bytes, so a count the payload cannot hold is refused
     // before iterating (and before a decoder reserves anything for it).
     let room = (payload.len() - TABLE_HEAD_LEN) / entry_len(1);
     if count as usize > room {
-        return Err(bad("function_table.function_count", u64::from(count), room as u64));
+        return Err(bad(
+            "function_table.function_count",
+            u64::from(count),
+            room as u64,
+        ));
     }
-    Ok(Entries { rest: &payload[TABLE_HEAD_LEN..], remaining: count, failed: false })
+    Ok(Entries {
+        rest: &payload[TABLE_HEAD_LEN..],
+        remaining: count,
+        failed: false,
+    })
 }
 
 impl<'b> Entries<'b> {
     fn next_entry(&mut self) -> Result<EntryRef<'b>> {
         let rest = self.rest;
-        let head = rest
-            .get(..ENTRY_HEAD_LEN)
-            .ok_or(bad("function_table.entry", rest.len() as u64, ENTRY_HEAD_LEN as u64))?;
+        let head = rest.get(..ENTRY_HEAD_LEN).ok_or(bad(
+            "function_table.entry",
+            rest.len() as u64,
+            ENTRY_HEAD_LEN as u64,
+        ))?;
         let id = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         let name_len = usize::from(u16::from_le_bytes([head[4], head[5]]));
         // FN-1: names are 1 to 255 bytes.
         check_name_len(name_len, ErrorCode::BadRecord)?;
         let size = entry_len(name_len);
-        let entry = rest.get(..size).ok_or(bad("function_table.entry", rest.len() as u64, size as u64))?;
+        let entry =
+            rest.get(..size)
+                .ok_or(bad("function_table.entry", rest.len() as u64, size as u64))?;
         let name_bytes = &entry[ENTRY_HEAD_LEN..ENTRY_HEAD_LEN + name_len];
         // FN-1: names are UTF-8.
-        let name = core::str::from_utf8(name_bytes).map_err(|e| bad("function.name utf8", e.valid_up_to() as u64, 0))?;
+        let name = core::str::from_utf8(name_bytes)
+            .map_err(|e| bad("function.name utf8", e.valid_up_to() as u64, 0))?;
         self.rest = &rest[size..];
         Ok(EntryRef { id, name })
     }
@@ -122,7 +147,11 @@ impl<'b> Entries<'b> {
     /// payload exactly.
     pub fn finish(&self) -> Result<()> {
         if self.remaining != 0 || !self.rest.is_empty() {
-            return Err(bad("function_table trailing bytes", self.rest.len() as u64, 0));
+            return Err(bad(
+                "function_table trailing bytes",
+                self.rest.len() as u64,
+                0,
+            ));
         }
         Ok(())
     }
@@ -176,13 +205,26 @@ mod owned {
         let mut ids: Vec<u32> = functions.iter().map(|f| f.id).collect();
         ids.sort_unstable();
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::value(code, "function.id duplicate", u64::from(w[0]), 0));
+            return Err(Error::value(
+                code,
+                "function.id duplicate",
+                u64::from(w[0]),
+                0,
+            ));
         }
         functions.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         if let Some(w) = functions.windows(2).find(|w| w[0].name == w[1].name) {
-            return Err(Error::value(code, "function.name duplicate", u64::from(w[1].id), u64::from(w[0].id)));
+            return Err(Error::value(
+                code,
+                "function.name duplicate",
+                u64::from(w[1].id),
+                u64::from(w[0].id),
+            ));
         }
-        Ok(FunctionTable { by_name: functions, ids })
+        Ok(FunctionTable {
+            by_name: functions,
+            ids,
+        })
     }
 
     impl FunctionTable {
@@ -191,7 +233,10 @@ mod owned {
             let mut list = Vec::new();
             for (id, name) in functions {
                 check_name_len(name.len(), ErrorCode::InvalidArgument)?;
-                list.push(Function { id, name: String::from(name) });
+                list.push(Function {
+                    id,
+                    name: String::from(name),
+                });
             }
             sorted_unique(list, ErrorCode::InvalidArgument)
         }
@@ -203,7 +248,10 @@ mod owned {
             let mut list = Vec::new();
             for entry in iter.by_ref() {
                 let entry = entry?;
-                list.push(Function { id: entry.id, name: String::from(entry.name) });
+                list.push(Function {
+                    id: entry.id,
+                    name: String::from(entry.name),
+                });
             }
             iter.finish()?;
             sorted_unique(list, ErrorCode::BadRecord)
@@ -211,7 +259,11 @@ mod owned {
 
         /// The HELLO payload for this table, entries in name order.
         pub fn encode(&self) -> Vec<u8> {
-            let pairs: Vec<(u32, &str)> = self.by_name.iter().map(|f| (f.id, f.name.as_str())).collect();
+            let pairs: Vec<(u32, &str)> = self
+                .by_name
+                .iter()
+                .map(|f| (f.id, f.name.as_str()))
+                .collect();
             // A validated table always encodes: names are 1..=255 bytes and the sizes fit
             // because the table already lives in memory.
             let len = encoded_len(&pairs).unwrap_or(0);
@@ -238,7 +290,10 @@ mod owned {
 
         /// The name of function `id`, if the table has it (a linear search, for messages).
         pub fn name_of(&self, id: u32) -> Option<&str> {
-            self.by_name.iter().find(|f| f.id == id).map(|f| f.name.as_str())
+            self.by_name
+                .iter()
+                .find(|f| f.id == id)
+                .map(|f| f.name.as_str())
         }
 
         /// The functions, in name order.
@@ -288,7 +343,10 @@ mod tests {
         assert_eq!(back, table);
         assert_eq!(back.lookup("add"), Ok(7));
         assert_eq!(back.lookup("a_longer_name"), Ok(3));
-        assert_eq!(back.lookup("nope").unwrap_err().code, ErrorCode::UnknownFunction);
+        assert_eq!(
+            back.lookup("nope").unwrap_err().code,
+            ErrorCode::UnknownFunction
+        );
         assert_eq!(back.name_of(3), Some("a_longer_name"));
         assert_eq!(back.name_of(4), None);
         assert!(back.contains_id(7) && back.contains_id(3) && !back.contains_id(4));
@@ -320,25 +378,52 @@ mod tests {
             }),
         ];
         for (what, bytes) in cases {
-            assert_eq!(FunctionTable::decode(&bytes).unwrap_err().code, ErrorCode::BadRecord, "{what}");
+            assert_eq!(
+                FunctionTable::decode(&bytes).unwrap_err().code,
+                ErrorCode::BadRecord,
+                "{what}"
+            );
         }
         // A name_len running past the payload, and a payload shorter than the table head.
         let mut t = raw_table(&[(1, b"f")]);
         t[12] = 200;
-        assert_eq!(FunctionTable::decode(&t).unwrap_err().code, ErrorCode::BadRecord);
-        assert_eq!(FunctionTable::decode(&[1, 0, 0]).unwrap_err().code, ErrorCode::BadRecord);
+        assert_eq!(
+            FunctionTable::decode(&t).unwrap_err().code,
+            ErrorCode::BadRecord
+        );
+        assert_eq!(
+            FunctionTable::decode(&[1, 0, 0]).unwrap_err().code,
+            ErrorCode::BadRecord
+        );
         // A 256-byte name.
         let long = [b'x'; 256];
-        assert_eq!(FunctionTable::decode(&raw_table(&[(1, &long)])).unwrap_err().code, ErrorCode::BadRecord);
+        assert_eq!(
+            FunctionTable::decode(&raw_table(&[(1, &long)]))
+                .unwrap_err()
+                .code,
+            ErrorCode::BadRecord
+        );
     }
 
     #[test]
     fn new_rejects_bad_tables_as_invalid_argument() {
-        assert_eq!(FunctionTable::new([(1, "a"), (1, "b")]).unwrap_err().code, ErrorCode::InvalidArgument);
-        assert_eq!(FunctionTable::new([(1, "a"), (2, "a")]).unwrap_err().code, ErrorCode::InvalidArgument);
-        assert_eq!(FunctionTable::new([(1, "")]).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            FunctionTable::new([(1, "a"), (1, "b")]).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            FunctionTable::new([(1, "a"), (2, "a")]).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            FunctionTable::new([(1, "")]).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
         let long = "y".repeat(256);
-        assert_eq!(FunctionTable::new([(1, long.as_str())]).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            FunctionTable::new([(1, long.as_str())]).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
         let max = "z".repeat(255);
         assert!(FunctionTable::new([(1, max.as_str())]).is_ok());
     }
@@ -346,7 +431,10 @@ mod tests {
     #[test]
     fn encode_into_is_byte_exact_and_refuses_a_short_buffer() {
         let mut buf = [0u8; 23];
-        assert_eq!(encode_into(&[(1, "f")], &mut buf).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            encode_into(&[(1, "f")], &mut buf).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
         let mut buf = [0xEEu8; 24];
         assert_eq!(encode_into(&[(1, "f")], &mut buf), Ok(24));
         let expected: [u8; 24] = [

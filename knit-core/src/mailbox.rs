@@ -13,7 +13,9 @@
 use crate::error::{Error, ErrorCode, Result};
 #[cfg(feature = "alloc")]
 use crate::fntable::FunctionTable;
-use crate::message::{self, Accept, Incoming, Loan, MessageHead, OutgoingMessage, Payload, Reassembler};
+use crate::message::{
+    self, Accept, Incoming, Loan, MessageHead, OutgoingMessage, Payload, Reassembler,
+};
 use crate::records::{ChannelOpen, HelloHead, ResponseHead, RingKind, TYPE_CHANNEL_OPEN};
 use crate::region::Mailbox;
 use crate::ring::{Consumer, Producer};
@@ -66,19 +68,34 @@ fn misuse(what: &'static str) -> Error {
 
 impl<'a> Sender<'a> {
     fn new(producer: Producer<'a>) -> Self {
-        Sender { producer, partial: None, next_ticket: 1 }
+        Sender {
+            producer,
+            partial: None,
+            next_ticket: 1,
+        }
     }
 
-    fn outgoing<'p>(&mut self, head: MessageHead, payload: &'p [u8], request_id: u64) -> Outgoing<'p> {
+    fn outgoing<'p>(
+        &mut self,
+        head: MessageHead,
+        payload: &'p [u8],
+        request_id: u64,
+    ) -> Outgoing<'p> {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        Outgoing { message: OutgoingMessage::new(head, payload), ticket, request_id }
+        Outgoing {
+            message: OutgoingMessage::new(head, payload),
+            ticket,
+            request_id,
+        }
     }
 
     /// MSG-2: nothing but the message in progress may be written now.
     fn check_free(&self, ticket: Option<u64>) -> Result<()> {
         match self.partial {
-            Some(t) if Some(t) != ticket => Err(misuse("another message is partly written (MSG-2)")),
+            Some(t) if Some(t) != ticket => {
+                Err(misuse("another message is partly written (MSG-2)"))
+            }
             _ => Ok(()),
         }
     }
@@ -89,14 +106,21 @@ impl<'a> Sender<'a> {
         // Publish whatever was committed, even when the next fragment failed (RING-3).
         let published = self.producer.publish();
         let done = done?;
-        self.partial = if done || !out.message.is_started() { None } else { Some(out.ticket) };
+        self.partial = if done || !out.message.is_started() {
+            None
+        } else {
+            Some(out.ticket)
+        };
         Ok(Sent { done, published })
     }
 
     fn control(&mut self, rtype: u16, body: &[u8]) -> Result<Sent> {
         self.check_free(None)?;
         let done = message::write_control(&mut self.producer, rtype, body)?;
-        Ok(Sent { done, published: self.producer.publish() })
+        Ok(Sent {
+            done,
+            published: self.producer.publish(),
+        })
     }
 
     fn loan(&mut self, head: MessageHead, capacity: usize) -> Result<Option<Loan<'_, 'a>>> {
@@ -112,11 +136,21 @@ impl<'a> Sender<'a> {
 /// Checks the cancel table view and returns `inflight_max` as a u64 (spec §5.5).
 fn cancel_entries(cancel: &SharedMem<'_>, inflight_max: u32) -> Result<u64> {
     if !inflight_max.is_power_of_two() {
-        return Err(Error::value(ErrorCode::InvalidArgument, "inflight_max", u64::from(inflight_max), 0));
+        return Err(Error::value(
+            ErrorCode::InvalidArgument,
+            "inflight_max",
+            u64::from(inflight_max),
+            0,
+        ));
     }
     let need = 8 * inflight_max as usize;
     if cancel.len() < need {
-        return Err(Error::value(ErrorCode::BadLayout, "cancel table length", cancel.len() as u64, need as u64));
+        return Err(Error::value(
+            ErrorCode::BadLayout,
+            "cancel table length",
+            cancel.len() as u64,
+            need as u64,
+        ));
     }
     Ok(u64::from(inflight_max))
 }
@@ -137,9 +171,9 @@ mod host {
     use alloc::vec::Vec;
 
     use super::{
-        cancel_entries, cancel_offset, misuse, Accept, ChannelOpen, Error, ErrorCode, FunctionTable, HelloHead,
-        Incoming, Mailbox, MessageHead, Outgoing, Payload, Reassembler, Result, RingKind, Sender, Sent,
-        SharedMem, TYPE_CHANNEL_OPEN,
+        cancel_entries, cancel_offset, misuse, Accept, ChannelOpen, Error, ErrorCode,
+        FunctionTable, HelloHead, Incoming, Mailbox, MessageHead, Outgoing, Payload, Reassembler,
+        Result, RingKind, Sender, Sent, SharedMem, TYPE_CHANNEL_OPEN,
     };
     use crate::message::Loan;
     use crate::records::{RequestHead, TYPE_SHUTDOWN};
@@ -242,7 +276,10 @@ mod host {
         /// FN-2: the id of function `name` in this mailbox's HELLO; `UNKNOWN_FUNCTION` when the
         /// worker does not have it, `INVALID_ARGUMENT` before the HELLO arrived.
         pub fn resolve(&self, name: &str) -> Result<u32> {
-            self.table.as_ref().ok_or(misuse("no HELLO yet (MBX-2)"))?.lookup(name)
+            self.table
+                .as_ref()
+                .ok_or(misuse("no HELLO yet (MBX-2)"))?
+                .lookup(name)
         }
 
         fn slot_index(&self, id: u64) -> usize {
@@ -263,11 +300,21 @@ mod host {
         fn admit_request(&self, function_id: u32, payload_len: u64) -> Result<Option<u64>> {
             let table = self.table.as_ref().ok_or(misuse("no HELLO yet (MBX-2)"))?;
             if !table.contains_id(function_id) {
-                return Err(Error::value(ErrorCode::UnknownFunction, "function_id", u64::from(function_id), 0));
+                return Err(Error::value(
+                    ErrorCode::UnknownFunction,
+                    "function_id",
+                    u64::from(function_id),
+                    0,
+                ));
             }
             // CALL-10: refuse locally what the worker would have to refuse.
             if payload_len > self.max_message_len {
-                return Err(Error::value(ErrorCode::PayloadTooLarge, "request payload", payload_len, self.max_message_len));
+                return Err(Error::value(
+                    ErrorCode::PayloadTooLarge,
+                    "request payload",
+                    payload_len,
+                    self.max_message_len,
+                ));
             }
             self.sender.check_free(None)?;
             Ok(self.next_request_id())
@@ -293,8 +340,18 @@ mod host {
                 *slot = Slot::Outstanding(request_id);
             }
             self.last_id = request_id;
-            let head = RequestHead { request_id, function_id, content_type, deadline_ns, payload_len: 0 };
-            Ok(Some(self.sender.outgoing(MessageHead::Request(head), payload, request_id)))
+            let head = RequestHead {
+                request_id,
+                function_id,
+                content_type,
+                deadline_ns,
+                payload_len: 0,
+            };
+            Ok(Some(self.sender.outgoing(
+                MessageHead::Request(head),
+                payload,
+                request_id,
+            )))
         }
 
         /// Writes as much of `out` as fits and publishes it (RING-3).
@@ -320,15 +377,31 @@ mod host {
                 return Err(misuse("loan larger than one record"));
             }
             let index = self.slot_index(request_id);
-            let head = RequestHead { request_id, function_id, content_type, deadline_ns, payload_len: 0 };
-            let HostMailbox { sender, slots, last_id, .. } = self;
+            let head = RequestHead {
+                request_id,
+                function_id,
+                content_type,
+                deadline_ns,
+                payload_len: 0,
+            };
+            let HostMailbox {
+                sender,
+                slots,
+                last_id,
+                ..
+            } = self;
             let Some(slot) = slots.get_mut(index) else {
                 return Err(misuse("cancel entry index"));
             };
             let Some(loan) = sender.loan(MessageHead::Request(head), capacity)? else {
                 return Ok(None);
             };
-            Ok(Some(RequestLoan { loan, slot, last_id, request_id }))
+            Ok(Some(RequestLoan {
+                loan,
+                slot,
+                last_id,
+                request_id,
+            }))
         }
 
         /// Publishes committed records (after a loan); true when a new `tail` was stored:
@@ -354,7 +427,9 @@ mod host {
             if !self.abandon(request_id) {
                 return Ok(false);
             }
-            let word = self.cancel.atomic_u64(cancel_offset(request_id, self.entries))?;
+            let word = self
+                .cancel
+                .atomic_u64(cancel_offset(request_id, self.entries))?;
             word.store(request_id, Ordering::Release);
             Ok(true)
         }
@@ -389,10 +464,12 @@ mod host {
         /// still outstanding (to fail with `PEER_DIED`) and forgets every id, abandoned ones
         /// included. Each id is yielded once.
         pub fn drain_outstanding(&mut self) -> impl Iterator<Item = u64> + '_ {
-            self.slots.iter_mut().filter_map(|s| match core::mem::replace(s, Slot::Free) {
-                Slot::Outstanding(id) => Some(id),
-                _ => None,
-            })
+            self.slots
+                .iter_mut()
+                .filter_map(|s| match core::mem::replace(s, Slot::Free) {
+                    Slot::Outstanding(id) => Some(id),
+                    _ => None,
+                })
         }
 
         /// Reads the response ring until one event is complete (or nothing is available).
@@ -403,31 +480,47 @@ mod host {
         /// An in-place payload is released by the caller ([`Payload::release`]), followed by
         /// [`HostMailbox::publish_head`].
         pub fn poll(&mut self) -> Result<HostPolled<'_, 'a>> {
-            let HostMailbox { consumer, reassembler, slots, entries, table, .. } = self;
+            let HostMailbox {
+                consumer,
+                reassembler,
+                slots,
+                entries,
+                table,
+                ..
+            } = self;
             let mask = *entries - 1;
             let have_table = table.is_some();
-            let polled = reassembler.poll(consumer, |head| match head {
-                MessageHead::Response(r) => {
-                    // CALL-4: only outstanding ids are answered; abandoned ones are dropped.
-                    let slot = slots.get_mut((r.request_id & mask) as usize);
-                    match slot {
-                        Some(s) if *s == Slot::Outstanding(r.request_id) => Ok(Accept::Deliver),
-                        Some(s) if *s == Slot::Abandoned(r.request_id) => {
-                            *s = Slot::Free;
-                            Ok(Accept::Drop)
+            let polled =
+                reassembler.poll(consumer, |head| match head {
+                    MessageHead::Response(r) => {
+                        // CALL-4: only outstanding ids are answered; abandoned ones are dropped.
+                        let slot = slots.get_mut((r.request_id & mask) as usize);
+                        match slot {
+                            Some(s) if *s == Slot::Outstanding(r.request_id) => Ok(Accept::Deliver),
+                            Some(s) if *s == Slot::Abandoned(r.request_id) => {
+                                *s = Slot::Free;
+                                Ok(Accept::Drop)
+                            }
+                            _ => Err(Error::value(
+                                ErrorCode::UnknownRequest,
+                                "response.request_id",
+                                r.request_id,
+                                0,
+                            )),
                         }
-                        _ => Err(Error::value(ErrorCode::UnknownRequest, "response.request_id", r.request_id, 0)),
                     }
-                }
-                // MBX-2, MBX-5: one HELLO per epoch.
-                MessageHead::Hello(HelloHead { payload_len }) if have_table => {
-                    Err(Error::value(ErrorCode::BadRecord, "second HELLO", *payload_len, 0))
-                }
-                MessageHead::Hello(_) => Ok(Accept::Deliver),
-                MessageHead::Request(_) | MessageHead::Data(_) => {
-                    Err(Error::value(ErrorCode::UnknownRecord, "record.type", u64::from(head.rtype()), 0))
-                }
-            })?;
+                    // MBX-2, MBX-5: one HELLO per epoch.
+                    MessageHead::Hello(HelloHead { payload_len }) if have_table => Err(
+                        Error::value(ErrorCode::BadRecord, "second HELLO", *payload_len, 0),
+                    ),
+                    MessageHead::Hello(_) => Ok(Accept::Deliver),
+                    MessageHead::Request(_) | MessageHead::Data(_) => Err(Error::value(
+                        ErrorCode::UnknownRecord,
+                        "record.type",
+                        u64::from(head.rtype()),
+                        0,
+                    )),
+                })?;
             let released = polled.released;
             let event = match polled.incoming {
                 None => None,
@@ -451,25 +544,36 @@ mod host {
                                 message.payload.release();
                                 None
                             }
-                            None => return Err(Error::new(ErrorCode::UnknownRequest, "response.request_id")),
+                            None => {
+                                return Err(Error::new(
+                                    ErrorCode::UnknownRequest,
+                                    "response.request_id",
+                                ))
+                            }
                         }
                     }
                     MessageHead::Hello(_) => {
                         // SEC-2: decode from private memory; an in-place body is copied first.
-                        let bytes = message
-                            .payload
-                            .into_vec()
-                            .ok_or(Error::new(ErrorCode::PayloadTooLarge, "HELLO payload could not be held"))?;
+                        let bytes = message.payload.into_vec().ok_or(Error::new(
+                            ErrorCode::PayloadTooLarge,
+                            "HELLO payload could not be held",
+                        ))?;
                         let decoded = FunctionTable::decode(&bytes)?;
                         *table = Some(decoded.clone());
                         Some(HostEvent::Hello(decoded))
                     }
                     MessageHead::Request(_) | MessageHead::Data(_) => {
-                        return Err(Error::new(ErrorCode::UnknownRecord, "message on response ring"));
+                        return Err(Error::new(
+                            ErrorCode::UnknownRecord,
+                            "message on response ring",
+                        ));
                     }
                 },
                 Some(Incoming::Shutdown | Incoming::End) => {
-                    return Err(Error::new(ErrorCode::UnknownRecord, "control record on response ring"));
+                    return Err(Error::new(
+                        ErrorCode::UnknownRecord,
+                        "control record on response ring",
+                    ));
                 }
             };
             Ok(HostPolled { event, released })
@@ -597,9 +701,16 @@ impl<'a> WorkerMailbox<'a> {
             return Err(misuse("HELLO already sent (MBX-2)"));
         }
         if table.len() as u64 > self.max_message_len {
-            return Err(Error::value(ErrorCode::PayloadTooLarge, "HELLO payload", table.len() as u64, self.max_message_len));
+            return Err(Error::value(
+                ErrorCode::PayloadTooLarge,
+                "HELLO payload",
+                table.len() as u64,
+                self.max_message_len,
+            ));
         }
-        let out = self.sender.outgoing(MessageHead::Hello(HelloHead { payload_len: 0 }), table, 0);
+        let out = self
+            .sender
+            .outgoing(MessageHead::Hello(HelloHead { payload_len: 0 }), table, 0);
         self.hello = Hello::Sending(out.ticket);
         Ok(out)
     }
@@ -627,24 +738,54 @@ impl<'a> WorkerMailbox<'a> {
 
     /// Starts a response to `request_id`. CALL-10: a payload beyond `max_message_len`
     /// becomes a `PAYLOAD_TOO_LARGE` error response instead.
-    pub fn start_response<'p>(&mut self, request_id: u64, status: u32, content_type: u32, payload: &'p [u8]) -> Outgoing<'p> {
+    pub fn start_response<'p>(
+        &mut self,
+        request_id: u64,
+        status: u32,
+        content_type: u32,
+        payload: &'p [u8],
+    ) -> Outgoing<'p> {
         if payload.len() as u64 > self.max_message_len {
-            return self.error_response(request_id, ErrorCode::PayloadTooLarge as u32, "result exceeds max_message_len");
+            return self.error_response(
+                request_id,
+                ErrorCode::PayloadTooLarge as u32,
+                "result exceeds max_message_len",
+            );
         }
-        let head = ResponseHead { request_id, status, content_type, payload_len: 0 };
-        self.sender.outgoing(MessageHead::Response(head), payload, request_id)
+        let head = ResponseHead {
+            request_id,
+            status,
+            content_type,
+            payload_len: 0,
+        };
+        self.sender
+            .outgoing(MessageHead::Response(head), payload, request_id)
     }
 
     /// Starts an error response (CALL-5, CALL-6): `status` (non-zero) and a UTF-8 message,
     /// content type 1, cut at a character boundary to fit `max_message_len`.
-    pub fn error_response<'p>(&mut self, request_id: u64, status: u32, message: &'p str) -> Outgoing<'p> {
+    pub fn error_response<'p>(
+        &mut self,
+        request_id: u64,
+        status: u32,
+        message: &'p str,
+    ) -> Outgoing<'p> {
         let limit = usize::try_from(self.max_message_len).unwrap_or(usize::MAX);
         let mut end = message.len().min(limit);
         while !message.is_char_boundary(end) {
             end -= 1;
         }
-        let head = ResponseHead { request_id, status, content_type: CONTENT_TYPE_UTF8, payload_len: 0 };
-        self.sender.outgoing(MessageHead::Response(head), &message.as_bytes()[..end], request_id)
+        let head = ResponseHead {
+            request_id,
+            status,
+            content_type: CONTENT_TYPE_UTF8,
+            payload_len: 0,
+        };
+        self.sender.outgoing(
+            MessageHead::Response(head),
+            &message.as_bytes()[..end],
+            request_id,
+        )
     }
 
     /// Reserves a one-record response with room for `capacity` payload bytes, written in place
@@ -652,17 +793,33 @@ impl<'a> WorkerMailbox<'a> {
     /// `Ok(None)` when the ring lacks room now; `INVALID_ARGUMENT` before the HELLO, while a
     /// message is partly written, or when it cannot fit one record; `PAYLOAD_TOO_LARGE` when
     /// `capacity` exceeds `max_message_len` (CALL-10).
-    pub fn loan_response(&mut self, request_id: u64, status: u32, content_type: u32, capacity: usize) -> Result<Option<Loan<'_, 'a>>> {
+    pub fn loan_response(
+        &mut self,
+        request_id: u64,
+        status: u32,
+        content_type: u32,
+        capacity: usize,
+    ) -> Result<Option<Loan<'_, 'a>>> {
         if self.hello != Hello::Sent {
             return Err(misuse("HELLO must be sent first (MBX-2)"));
         }
         if capacity as u64 > self.max_message_len {
-            return Err(Error::value(ErrorCode::PayloadTooLarge, "response payload", capacity as u64, self.max_message_len));
+            return Err(Error::value(
+                ErrorCode::PayloadTooLarge,
+                "response payload",
+                capacity as u64,
+                self.max_message_len,
+            ));
         }
         if !self.sender.fits_one_record(ResponseHead::LEN, capacity) {
             return Err(misuse("loan larger than one record"));
         }
-        let head = ResponseHead { request_id, status, content_type, payload_len: 0 };
+        let head = ResponseHead {
+            request_id,
+            status,
+            content_type,
+            payload_len: 0,
+        };
         self.sender.loan(MessageHead::Response(head), capacity)
     }
 
@@ -682,7 +839,9 @@ impl<'a> WorkerMailbox<'a> {
 
     /// CANCEL-2: true exactly when the cancel entry of `request_id` holds it (Acquire).
     pub fn is_cancelled(&self, request_id: u64) -> Result<bool> {
-        let word = self.cancel.atomic_u64(cancel_offset(request_id, self.entries))?;
+        let word = self
+            .cancel
+            .atomic_u64(cancel_offset(request_id, self.entries))?;
         Ok(word.load(Ordering::Acquire) == request_id)
     }
 
@@ -699,19 +858,38 @@ impl<'a> WorkerMailbox<'a> {
     /// [`WorkerMailbox::publish_head`].
     pub fn poll(&mut self) -> Result<WorkerPolled<'_, 'a>> {
         if self.shutdown {
-            return Ok(WorkerPolled { event: None, released: false });
+            return Ok(WorkerPolled {
+                event: None,
+                released: false,
+            });
         }
-        let WorkerMailbox { consumer, reassembler, last_request_id, shutdown, .. } = self;
+        let WorkerMailbox {
+            consumer,
+            reassembler,
+            last_request_id,
+            shutdown,
+            ..
+        } = self;
         let polled = reassembler.poll(consumer, |head| match head {
             MessageHead::Request(r) => {
                 // CALL-1: strictly increasing ids, checked before anything is allocated.
                 if r.request_id <= *last_request_id {
-                    return Err(Error::value(ErrorCode::BadRecord, "request.request_id", r.request_id, *last_request_id + 1));
+                    return Err(Error::value(
+                        ErrorCode::BadRecord,
+                        "request.request_id",
+                        r.request_id,
+                        *last_request_id + 1,
+                    ));
                 }
                 *last_request_id = r.request_id;
                 Ok(Accept::Deliver)
             }
-            _ => Err(Error::value(ErrorCode::UnknownRecord, "record.type", u64::from(head.rtype()), 0)),
+            _ => Err(Error::value(
+                ErrorCode::UnknownRecord,
+                "record.type",
+                u64::from(head.rtype()),
+                0,
+            )),
         })?;
         let released = polled.released;
         let event = match polled.incoming {
@@ -729,9 +907,16 @@ impl<'a> WorkerMailbox<'a> {
                     deadline_ns: r.deadline_ns,
                     payload: message.payload,
                 })),
-                _ => return Err(Error::new(ErrorCode::UnknownRecord, "message on request ring")),
+                _ => {
+                    return Err(Error::new(
+                        ErrorCode::UnknownRecord,
+                        "message on request ring",
+                    ))
+                }
             },
-            Some(Incoming::End) => return Err(Error::new(ErrorCode::UnknownRecord, "END on request ring")),
+            Some(Incoming::End) => {
+                return Err(Error::new(ErrorCode::UnknownRecord, "END on request ring"))
+            }
         };
         Ok(WorkerPolled { event, released })
     }

@@ -10,9 +10,9 @@ use alloc::vec::Vec;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::records::{
-    self, Admission, ChannelOpen, DataHead, HelloHead, RequestHead, ResponseHead, RingKind, FLAGS_SINGLE,
-    FLAG_FIRST, FLAG_LAST, TYPE_CHANNEL_OPEN, TYPE_CONT, TYPE_DATA, TYPE_END, TYPE_HELLO, TYPE_REQUEST,
-    TYPE_RESPONSE, TYPE_SHUTDOWN,
+    self, Admission, ChannelOpen, DataHead, HelloHead, RequestHead, ResponseHead, RingKind,
+    FLAGS_SINGLE, FLAG_FIRST, FLAG_LAST, TYPE_CHANNEL_OPEN, TYPE_CONT, TYPE_DATA, TYPE_END,
+    TYPE_HELLO, TYPE_REQUEST, TYPE_RESPONSE, TYPE_SHUTDOWN,
 };
 use crate::ring::{Consumer, Producer, Record, Reservation};
 
@@ -105,7 +105,12 @@ impl MessageHead {
             TYPE_RESPONSE => ResponseHead::decode(body).map(MessageHead::Response),
             TYPE_HELLO => HelloHead::decode(body).map(MessageHead::Hello),
             TYPE_DATA => DataHead::decode(body).map(MessageHead::Data),
-            _ => Err(Error::value(ErrorCode::UnknownRecord, "message type", u64::from(rtype), 0)),
+            _ => Err(Error::value(
+                ErrorCode::UnknownRecord,
+                "message type",
+                u64::from(rtype),
+                0,
+            )),
         }
     }
 }
@@ -172,7 +177,12 @@ impl<'p> OutgoingMessage<'p> {
     pub fn write_to(&mut self, producer: &mut Producer<'_>) -> Result<bool> {
         let max_body = producer.ring().max_body_len();
         if max_body <= self.head_len {
-            return Err(Error::value(ErrorCode::InvalidArgument, "ring too small for head", max_body as u64, self.head_len as u64));
+            return Err(Error::value(
+                ErrorCode::InvalidArgument,
+                "ring too small for head",
+                max_body as u64,
+                self.head_len as u64,
+            ));
         }
         while !self.is_done() {
             let remaining = self.payload.len() - self.sent;
@@ -189,7 +199,8 @@ impl<'p> OutgoingMessage<'p> {
             };
             let body = reservation.body();
             body[..prefix].copy_from_slice(&self.head[..prefix]);
-            body[prefix..prefix + chunk].copy_from_slice(&self.payload[self.sent..self.sent + chunk]);
+            body[prefix..prefix + chunk]
+                .copy_from_slice(&self.payload[self.sent..self.sent + chunk]);
             reservation.commit(rtype, first | last);
             self.sent += chunk;
             self.started = true;
@@ -202,7 +213,12 @@ impl<'p> OutgoingMessage<'p> {
 /// Returns false when the ring has no room yet. Does not publish.
 pub fn write_control(producer: &mut Producer<'_>, rtype: u16, body: &[u8]) -> Result<bool> {
     if records::control_body_len(rtype) != Some(body.len()) {
-        return Err(Error::value(ErrorCode::InvalidArgument, "control record body", body.len() as u64, u64::from(rtype)));
+        return Err(Error::value(
+            ErrorCode::InvalidArgument,
+            "control record body",
+            body.len() as u64,
+            u64::from(rtype),
+        ));
     }
     producer.try_write(rtype, FLAGS_SINGLE, body)
 }
@@ -219,7 +235,9 @@ pub struct Loan<'r, 'a> {
 /// True when a message with `head_len` head bytes and `payload_len` payload bytes fits in one
 /// record of `producer`'s ring (RING-1), so that it can be loaned.
 pub fn fits_one_record(producer: &Producer<'_>, head_len: usize, payload_len: usize) -> bool {
-    head_len.checked_add(payload_len).is_some_and(|len| len <= producer.ring().max_body_len())
+    head_len
+        .checked_add(payload_len)
+        .is_some_and(|len| len <= producer.ring().max_body_len())
 }
 
 /// Reserves a one-record message with `head` and room for `capacity` payload bytes.
@@ -227,20 +245,38 @@ pub fn fits_one_record(producer: &Producer<'_>, head_len: usize, payload_len: us
 /// Returns `Ok(None)` when the ring has no room yet, and `INVALID_ARGUMENT` when the message
 /// could never fit one record (check [`fits_one_record`] first and use
 /// [`OutgoingMessage`] otherwise).
-pub fn loan<'r, 'a>(producer: &'r mut Producer<'a>, head: MessageHead, capacity: usize) -> Result<Option<Loan<'r, 'a>>> {
+pub fn loan<'r, 'a>(
+    producer: &'r mut Producer<'a>,
+    head: MessageHead,
+    capacity: usize,
+) -> Result<Option<Loan<'r, 'a>>> {
     let head_len = head.len();
     if !fits_one_record(producer, head_len, capacity) {
-        return Err(Error::value(ErrorCode::InvalidArgument, "loan capacity", capacity as u64, producer.ring().max_body_len() as u64));
+        return Err(Error::value(
+            ErrorCode::InvalidArgument,
+            "loan capacity",
+            capacity as u64,
+            producer.ring().max_body_len() as u64,
+        ));
     }
     let rtype = head.rtype();
-    let payload_len_offset = records::payload_len_offset(rtype)
-        .ok_or(Error::value(ErrorCode::InvalidArgument, "loan type", u64::from(rtype), 0))?;
+    let payload_len_offset = records::payload_len_offset(rtype).ok_or(Error::value(
+        ErrorCode::InvalidArgument,
+        "loan type",
+        u64::from(rtype),
+        0,
+    ))?;
     let Some(mut reservation) = producer.reserve(head_len + capacity)? else {
         return Ok(None);
     };
     let encoded = head.with_payload_len(capacity as u64).encode();
     reservation.body()[..head_len].copy_from_slice(&encoded[..head_len]);
-    Ok(Some(Loan { reservation, rtype, head_len, payload_len_offset }))
+    Ok(Some(Loan {
+        reservation,
+        rtype,
+        head_len,
+        payload_len_offset,
+    }))
 }
 
 impl Loan<'_, '_> {
@@ -256,11 +292,17 @@ impl Loan<'_, '_> {
     pub fn commit(mut self, payload_len: usize) -> Result<()> {
         let capacity = self.reservation.body().len() - self.head_len;
         if payload_len > capacity {
-            return Err(Error::value(ErrorCode::InvalidArgument, "loan payload_len", payload_len as u64, capacity as u64));
+            return Err(Error::value(
+                ErrorCode::InvalidArgument,
+                "loan payload_len",
+                payload_len as u64,
+                capacity as u64,
+            ));
         }
         let off = self.payload_len_offset;
         self.reservation.body()[off..off + 8].copy_from_slice(&(payload_len as u64).to_le_bytes());
-        self.reservation.commit_len(self.rtype, FLAGS_SINGLE, self.head_len + payload_len);
+        self.reservation
+            .commit_len(self.rtype, FLAGS_SINGLE, self.head_len + payload_len);
         Ok(())
     }
 }
@@ -321,10 +363,15 @@ impl Payload<'_, '_> {
 impl core::fmt::Debug for Payload<'_, '_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Payload::InPlace(p) => f.debug_struct("InPlace").field("len", &p.bytes().len()).finish(),
+            Payload::InPlace(p) => f
+                .debug_struct("InPlace")
+                .field("len", &p.bytes().len())
+                .finish(),
             #[cfg(feature = "alloc")]
             Payload::Owned(v) => f.debug_struct("Owned").field("len", &v.len()).finish(),
-            Payload::Unavailable { len } => f.debug_struct("Unavailable").field("len", len).finish(),
+            Payload::Unavailable { len } => {
+                f.debug_struct("Unavailable").field("len", len).finish()
+            }
         }
     }
 }
@@ -416,7 +463,12 @@ pub struct Reassembler {
 impl Reassembler {
     /// A reassembler for a ring of `kind` in a region whose header says `max_message_len`.
     pub fn new(kind: RingKind, max_message_len: u64) -> Self {
-        Reassembler { kind, max_message_len, partial: None, failed: None }
+        Reassembler {
+            kind,
+            max_message_len,
+            partial: None,
+            failed: None,
+        }
     }
 
     /// True while a fragmented message is partly received.
@@ -472,7 +524,10 @@ impl Reassembler {
                     record.consume();
                     released |= consumer.publish_head();
                     if let Some(incoming) = incoming {
-                        return Ok(Polled { incoming: Some(incoming), released });
+                        return Ok(Polled {
+                            incoming: Some(incoming),
+                            released,
+                        });
                     }
                 }
                 Step::InPlace { head, offset } => {
@@ -482,7 +537,10 @@ impl Reassembler {
             }
         }
         let Some((head, offset, header)) = in_place else {
-            return Ok(Polled { incoming: None, released });
+            return Ok(Polled {
+                incoming: None,
+                released,
+            });
         };
         // A PAD before the record may have been consumed: release it now, since the caller
         // may hold the record a while.
@@ -491,9 +549,10 @@ impl Reassembler {
         // lifetime (the loop above could not hand out a borrow it might still need). The
         // decision was made on the first copy of its header; the second must be identical
         // (RING-12, RING-15), or the peer rewrote a published record.
-        let record = consumer
-            .peek()?
-            .ok_or(Error::new(ErrorCode::BadPosition, "record vanished before delivery"))?;
+        let record = consumer.peek()?.ok_or(Error::new(
+            ErrorCode::BadPosition,
+            "record vanished before delivery",
+        ))?;
         let again = record.header();
         if (again.len, again.rtype, again.flags) != (header.len, header.rtype, header.flags) {
             return Err(Error::value(
@@ -504,7 +563,10 @@ impl Reassembler {
             ));
         }
         let payload = Payload::InPlace(InPlace { record, offset });
-        Ok(Polled { incoming: Some(Incoming::Message(Message { head, payload })), released })
+        Ok(Polled {
+            incoming: Some(Incoming::Message(Message { head, payload })),
+            released,
+        })
     }
 
     fn step<'c, 'a>(
@@ -518,7 +580,11 @@ impl Reassembler {
         if self.kind.admit(rtype, flags)? == Admission::Skip {
             if self.partial.is_some() {
                 // MSG-2, MSG-3: nothing but PAD stands between two fragments of a message.
-                return Err(frag_error("record inside a message", u64::from(rtype), u64::from(TYPE_CONT)));
+                return Err(frag_error(
+                    "record inside a message",
+                    u64::from(rtype),
+                    u64::from(TYPE_CONT),
+                ));
             }
             return Ok(Step::Consume(None));
         }
@@ -527,7 +593,11 @@ impl Reassembler {
         }
         if self.partial.is_some() {
             // MSG-3: a non-CONT record does not interrupt a message.
-            return Err(frag_error("message interrupted", u64::from(rtype), u64::from(TYPE_CONT)));
+            return Err(frag_error(
+                "message interrupted",
+                u64::from(rtype),
+                u64::from(TYPE_CONT),
+            ));
         }
         if records::is_message_type(rtype) {
             self.first(record.body(), rtype, flags, accept)
@@ -545,27 +615,42 @@ impl Reassembler {
     ) -> Result<Step<'c, 'a>> {
         // MSG-1: a message starts with FIRST.
         if flags & FLAG_FIRST == 0 {
-            return Err(frag_error("first record without FIRST", u64::from(flags), u64::from(FLAG_FIRST)));
+            return Err(frag_error(
+                "first record without FIRST",
+                u64::from(flags),
+                u64::from(FLAG_FIRST),
+            ));
         }
         let head_len = records::head_len(rtype).unwrap_or(MAX_HEAD_LEN);
         // SEC-2: the head is copied into private memory once and decoded from the copy.
         let mut copy = [0u8; MAX_HEAD_LEN];
-        let src = body
-            .get(..head_len)
-            .ok_or(Error::value(ErrorCode::BadRecord, "message head", body.len() as u64, head_len as u64))?;
+        let src = body.get(..head_len).ok_or(Error::value(
+            ErrorCode::BadRecord,
+            "message head",
+            body.len() as u64,
+            head_len as u64,
+        ))?;
         copy[..head_len].copy_from_slice(src);
         let head = MessageHead::decode(rtype, &copy[..head_len])?;
         let payload_len = head.payload_len();
         // MSG-4: refuse an oversized message before allocating anything for it.
         if payload_len > self.max_message_len {
-            return Err(Error::value(ErrorCode::BadRecord, "payload_len", payload_len, self.max_message_len));
+            return Err(Error::value(
+                ErrorCode::BadRecord,
+                "payload_len",
+                payload_len,
+                self.max_message_len,
+            ));
         }
         let frag = (body.len() - head_len) as u64;
         check_fragment(0, frag, payload_len, flags & FLAG_LAST != 0)?;
         let wanted = accept(&head)?;
         if flags & FLAG_LAST != 0 {
             return Ok(match wanted {
-                Accept::Deliver => Step::InPlace { head, offset: head_len },
+                Accept::Deliver => Step::InPlace {
+                    head,
+                    offset: head_len,
+                },
                 Accept::Drop => Step::Consume(None),
             });
         }
@@ -574,11 +659,19 @@ impl Reassembler {
             Accept::Deliver => new_buffer(),
         };
         append(&mut sink, &body[head_len..], payload_len);
-        self.partial = Some(Assembly { head, received: frag, sink });
+        self.partial = Some(Assembly {
+            head,
+            received: frag,
+            sink,
+        });
         Ok(Step::Consume(None))
     }
 
-    fn continuation<'c, 'a>(&mut self, body: &[u8], flags: u16) -> Result<Option<Incoming<'c, 'a>>> {
+    fn continuation<'c, 'a>(
+        &mut self,
+        body: &[u8],
+        flags: u16,
+    ) -> Result<Option<Incoming<'c, 'a>>> {
         let Some(partial) = self.partial.as_mut() else {
             // MSG-3: a CONT record follows only an incomplete message.
             return Err(frag_error("CONT without a message", u64::from(flags), 0));
@@ -604,7 +697,10 @@ impl Reassembler {
             Sink::Drop => return Ok(None),
             Sink::Unavailable => Payload::Unavailable { len: payload_len },
         };
-        Ok(Some(Incoming::Message(Message { head: done.head, payload })))
+        Ok(Some(Incoming::Message(Message {
+            head: done.head,
+            payload,
+        })))
     }
 }
 
@@ -618,15 +714,27 @@ enum Step<'c, 'a> {
 /// MSG-3: a fragment of `frag` bytes after `received` bytes of a `payload_len` message does
 /// not overrun it, and LAST is set exactly on the fragment that completes it.
 fn check_fragment(received: u64, frag: u64, payload_len: u64, last: bool) -> Result<()> {
-    let total = received.checked_add(frag).ok_or(frag_error("fragment sum overflows", received, payload_len))?;
+    let total = received.checked_add(frag).ok_or(frag_error(
+        "fragment sum overflows",
+        received,
+        payload_len,
+    ))?;
     if total > payload_len {
-        return Err(frag_error("fragments exceed payload_len", total, payload_len));
+        return Err(frag_error(
+            "fragments exceed payload_len",
+            total,
+            payload_len,
+        ));
     }
     if last && total != payload_len {
         return Err(frag_error("LAST before payload_len", total, payload_len));
     }
     if !last && total == payload_len {
-        return Err(frag_error("payload complete without LAST", total, payload_len));
+        return Err(frag_error(
+            "payload complete without LAST",
+            total,
+            payload_len,
+        ));
     }
     Ok(())
 }
@@ -634,11 +742,20 @@ fn check_fragment(received: u64, frag: u64, payload_len: u64, last: bool) -> Res
 /// Decodes a control record (MSG-6: FIRST|LAST; MSG-7: exact body length) from a private copy.
 fn control<'c, 'a>(body: &[u8], rtype: u16, flags: u16) -> Result<Incoming<'c, 'a>> {
     if flags & FLAGS_SINGLE != FLAGS_SINGLE {
-        return Err(frag_error("control record not FIRST|LAST", u64::from(flags), u64::from(FLAGS_SINGLE)));
+        return Err(frag_error(
+            "control record not FIRST|LAST",
+            u64::from(flags),
+            u64::from(FLAGS_SINGLE),
+        ));
     }
     let want = records::control_body_len(rtype).unwrap_or(0);
     if body.len() != want {
-        return Err(Error::value(ErrorCode::BadRecord, "control record length", body.len() as u64, want as u64));
+        return Err(Error::value(
+            ErrorCode::BadRecord,
+            "control record length",
+            body.len() as u64,
+            want as u64,
+        ));
     }
     match rtype {
         TYPE_SHUTDOWN => Ok(Incoming::Shutdown),
@@ -648,7 +765,12 @@ fn control<'c, 'a>(body: &[u8], rtype: u16, flags: u16) -> Result<Incoming<'c, '
             copy.copy_from_slice(body);
             ChannelOpen::decode(&copy).map(Incoming::ChannelOpen)
         }
-        _ => Err(Error::value(ErrorCode::UnknownRecord, "record.type", u64::from(rtype), 0)),
+        _ => Err(Error::value(
+            ErrorCode::UnknownRecord,
+            "record.type",
+            u64::from(rtype),
+            0,
+        )),
     }
 }
 
@@ -671,7 +793,10 @@ fn append(sink: &mut Sink, bytes: &[u8], payload_len: u64) {
         let needed = buf.len().saturating_add(bytes.len());
         if needed > buf.capacity() {
             let cap_limit = usize::try_from(payload_len).unwrap_or(usize::MAX);
-            let target = needed.max(buf.capacity().saturating_mul(2)).min(cap_limit).max(needed);
+            let target = needed
+                .max(buf.capacity().saturating_mul(2))
+                .min(cap_limit)
+                .max(needed);
             if buf.try_reserve_exact(target - buf.len()).is_err() {
                 *sink = Sink::Unavailable;
                 return;

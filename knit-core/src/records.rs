@@ -61,8 +61,14 @@ impl RingKind {
     /// True when `rtype` is a type this ring carries (spec/09 §9.3; PAD is the ring's own).
     pub fn allows(self, rtype: u16) -> bool {
         match self {
-            RingKind::Request => matches!(rtype, TYPE_CONT | TYPE_REQUEST | TYPE_SHUTDOWN | TYPE_CHANNEL_OPEN),
-            RingKind::Response => matches!(rtype, TYPE_CONT | TYPE_RESPONSE | TYPE_HELLO | TYPE_CHANNEL_OPEN),
+            RingKind::Request => matches!(
+                rtype,
+                TYPE_CONT | TYPE_REQUEST | TYPE_SHUTDOWN | TYPE_CHANNEL_OPEN
+            ),
+            RingKind::Response => matches!(
+                rtype,
+                TYPE_CONT | TYPE_RESPONSE | TYPE_HELLO | TYPE_CHANNEL_OPEN
+            ),
             RingKind::Channel => matches!(rtype, TYPE_CONT | TYPE_DATA | TYPE_END),
         }
     }
@@ -77,7 +83,12 @@ impl RingKind {
         } else if flags & FLAG_SKIPPABLE != 0 {
             Ok(Admission::Skip)
         } else {
-            Err(Error::value(ErrorCode::UnknownRecord, "record.type", u64::from(rtype), 0))
+            Err(Error::value(
+                ErrorCode::UnknownRecord,
+                "record.type",
+                u64::from(rtype),
+                0,
+            ))
         }
     }
 }
@@ -192,7 +203,12 @@ impl RequestHead {
         };
         if head.request_id == 0 {
             // CALL-1: request ids are non-zero.
-            return Err(Error::value(ErrorCode::BadRecord, "request.request_id", 0, 1));
+            return Err(Error::value(
+                ErrorCode::BadRecord,
+                "request.request_id",
+                0,
+                1,
+            ));
         }
         Ok(head)
     }
@@ -278,7 +294,9 @@ impl HelloHead {
     /// Decodes the head from the start of a private copy of a first record body.
     pub fn decode(body: &[u8]) -> Result<Self> {
         let bytes: [u8; Self::LEN] = prefix(body, "hello.head")?;
-        Ok(HelloHead { payload_len: u64::from_le_bytes(bytes) })
+        Ok(HelloHead {
+            payload_len: u64::from_le_bytes(bytes),
+        })
     }
 }
 
@@ -324,7 +342,10 @@ impl DataHead {
         let bytes: [u8; Self::LEN] = prefix(body, "data.head")?;
         let wire = DataWire::read_from_bytes(&bytes)
             .map_err(|_| too_short("data.head", body.len(), Self::LEN))?;
-        Ok(DataHead { content_type: wire.content_type.get(), payload_len: wire.payload_len.get() })
+        Ok(DataHead {
+            content_type: wire.content_type.get(),
+            payload_len: wire.payload_len.get(),
+        })
     }
 }
 
@@ -371,11 +392,20 @@ impl ChannelOpen {
     /// otherwise `BAD_RECORD`.
     pub fn decode(body: &[u8]) -> Result<Self> {
         if body.len() != Self::LEN {
-            return Err(Error::value(ErrorCode::BadRecord, "channel_open.len", body.len() as u64, Self::LEN as u64));
+            return Err(Error::value(
+                ErrorCode::BadRecord,
+                "channel_open.len",
+                body.len() as u64,
+                Self::LEN as u64,
+            ));
         }
         let wire = ChannelOpenWire::read_from_bytes(body)
             .map_err(|_| too_short("channel_open.len", body.len(), Self::LEN))?;
-        Ok(ChannelOpen { channel: wire.channel.get(), epoch: wire.epoch.get(), tag: wire.tag.get() })
+        Ok(ChannelOpen {
+            channel: wire.channel.get(),
+            epoch: wire.epoch.get(),
+            tag: wire.tag.get(),
+        })
     }
 }
 
@@ -414,18 +444,35 @@ mod tests {
 
     #[test]
     fn request_head_ignores_reserved_and_rejects_zero_id_and_short_body() {
-        let head = RequestHead { request_id: 5, function_id: 1, content_type: 0, deadline_ns: 0, payload_len: 3 };
+        let head = RequestHead {
+            request_id: 5,
+            function_id: 1,
+            content_type: 0,
+            deadline_ns: 0,
+            payload_len: 3,
+        };
         let mut bytes = head.encode();
         bytes[32..40].copy_from_slice(&[0xFF; 8]);
         assert_eq!(RequestHead::decode(&bytes), Ok(head));
         bytes[0..8].copy_from_slice(&[0; 8]);
-        assert_eq!(RequestHead::decode(&bytes).unwrap_err().code, ErrorCode::BadRecord);
-        assert_eq!(RequestHead::decode(&head.encode()[..39]).unwrap_err().code, ErrorCode::BadRecord);
+        assert_eq!(
+            RequestHead::decode(&bytes).unwrap_err().code,
+            ErrorCode::BadRecord
+        );
+        assert_eq!(
+            RequestHead::decode(&head.encode()[..39]).unwrap_err().code,
+            ErrorCode::BadRecord
+        );
     }
 
     #[test]
     fn response_hello_data_channel_open_round_trip() {
-        let response = ResponseHead { request_id: 3, status: 1234, content_type: 1, payload_len: 10 };
+        let response = ResponseHead {
+            request_id: 3,
+            status: 1234,
+            content_type: 1,
+            payload_len: 10,
+        };
         let bytes = response.encode();
         assert_eq!(&bytes[8..12], &1234u32.to_le_bytes());
         assert_eq!(&bytes[16..24], &10u64.to_le_bytes());
@@ -434,25 +481,50 @@ mod tests {
         let hello = HelloHead { payload_len: 48 };
         assert_eq!(HelloHead::decode(&hello.encode()), Ok(hello));
 
-        let data = DataHead { content_type: 0x8000_0001, payload_len: 2 };
+        let data = DataHead {
+            content_type: 0x8000_0001,
+            payload_len: 2,
+        };
         let mut bytes = data.encode();
         assert_eq!(&bytes[4..8], &[0u8; 4]);
         assert_eq!(&bytes[8..16], &2u64.to_le_bytes());
         bytes[4] = 0xAA;
         assert_eq!(DataHead::decode(&bytes), Ok(data));
 
-        let open = ChannelOpen { channel: 7, epoch: 2, tag: 99 };
-        assert_eq!(&open.encode()[..], &[7, 0, 0, 0, 2, 0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0]);
+        let open = ChannelOpen {
+            channel: 7,
+            epoch: 2,
+            tag: 99,
+        };
+        assert_eq!(
+            &open.encode()[..],
+            &[7, 0, 0, 0, 2, 0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0]
+        );
         assert_eq!(ChannelOpen::decode(&open.encode()), Ok(open));
     }
 
     #[test]
     fn short_heads_and_wrong_control_lengths_are_bad_record() {
-        assert_eq!(ResponseHead::decode(&[0; 23]).unwrap_err().code, ErrorCode::BadRecord);
-        assert_eq!(HelloHead::decode(&[0; 7]).unwrap_err().code, ErrorCode::BadRecord);
-        assert_eq!(DataHead::decode(&[0; 15]).unwrap_err().code, ErrorCode::BadRecord);
-        assert_eq!(ChannelOpen::decode(&[0; 15]).unwrap_err().code, ErrorCode::BadRecord);
-        assert_eq!(ChannelOpen::decode(&[0; 17]).unwrap_err().code, ErrorCode::BadRecord);
+        assert_eq!(
+            ResponseHead::decode(&[0; 23]).unwrap_err().code,
+            ErrorCode::BadRecord
+        );
+        assert_eq!(
+            HelloHead::decode(&[0; 7]).unwrap_err().code,
+            ErrorCode::BadRecord
+        );
+        assert_eq!(
+            DataHead::decode(&[0; 15]).unwrap_err().code,
+            ErrorCode::BadRecord
+        );
+        assert_eq!(
+            ChannelOpen::decode(&[0; 15]).unwrap_err().code,
+            ErrorCode::BadRecord
+        );
+        assert_eq!(
+            ChannelOpen::decode(&[0; 17]).unwrap_err().code,
+            ErrorCode::BadRecord
+        );
     }
 
     #[test]
@@ -470,8 +542,12 @@ mod tests {
             0x7FFF,
         ];
         let legal = |kind: RingKind, t: u16| match kind {
-            RingKind::Request => [TYPE_CONT, TYPE_REQUEST, TYPE_SHUTDOWN, TYPE_CHANNEL_OPEN].contains(&t),
-            RingKind::Response => [TYPE_CONT, TYPE_RESPONSE, TYPE_HELLO, TYPE_CHANNEL_OPEN].contains(&t),
+            RingKind::Request => {
+                [TYPE_CONT, TYPE_REQUEST, TYPE_SHUTDOWN, TYPE_CHANNEL_OPEN].contains(&t)
+            }
+            RingKind::Response => {
+                [TYPE_CONT, TYPE_RESPONSE, TYPE_HELLO, TYPE_CHANNEL_OPEN].contains(&t)
+            }
             RingKind::Channel => [TYPE_CONT, TYPE_DATA, TYPE_END].contains(&t),
         };
         for kind in [RingKind::Request, RingKind::Response, RingKind::Channel] {
@@ -480,8 +556,14 @@ mod tests {
                     assert_eq!(kind.admit(t, 0), Ok(Admission::Process));
                     assert_eq!(kind.admit(t, FLAG_SKIPPABLE), Ok(Admission::Process));
                 } else {
-                    assert_eq!(kind.admit(t, FLAGS_SINGLE).unwrap_err().code, ErrorCode::UnknownRecord);
-                    assert_eq!(kind.admit(t, FLAG_SKIPPABLE | FLAGS_SINGLE), Ok(Admission::Skip));
+                    assert_eq!(
+                        kind.admit(t, FLAGS_SINGLE).unwrap_err().code,
+                        ErrorCode::UnknownRecord
+                    );
+                    assert_eq!(
+                        kind.admit(t, FLAG_SKIPPABLE | FLAGS_SINGLE),
+                        Ok(Admission::Skip)
+                    );
                 }
             }
         }
@@ -496,9 +578,18 @@ mod tests {
             let off = payload_len_offset(t).unwrap();
             assert!(off + 8 <= len);
         }
-        let r = RequestHead { request_id: 1, function_id: 0, content_type: 0, deadline_ns: 0, payload_len: 0xABCD };
+        let r = RequestHead {
+            request_id: 1,
+            function_id: 0,
+            content_type: 0,
+            deadline_ns: 0,
+            payload_len: 0xABCD,
+        };
         assert_eq!(&r.encode()[24..32], &0xABCDu64.to_le_bytes());
-        let d = DataHead { content_type: 0, payload_len: 0xABCD };
+        let d = DataHead {
+            content_type: 0,
+            payload_len: 0xABCD,
+        };
         assert_eq!(&d.encode()[8..16], &0xABCDu64.to_le_bytes());
         assert_eq!(head_len(TYPE_SHUTDOWN), None);
         assert_eq!(control_body_len(TYPE_CHANNEL_OPEN), Some(16));

@@ -94,9 +94,17 @@ impl Shape {
     pub fn new(extents: &[u64]) -> Result<Self> {
         let mut dims = [0u64; MAX_NDIM];
         dims.get_mut(..extents.len())
-            .ok_or(Error::value(ErrorCode::InvalidArgument, "typed_array.ndim", extents.len() as u64, MAX_NDIM as u64))?
+            .ok_or(Error::value(
+                ErrorCode::InvalidArgument,
+                "typed_array.ndim",
+                extents.len() as u64,
+                MAX_NDIM as u64,
+            ))?
             .copy_from_slice(extents);
-        Ok(Shape { dims, ndim: extents.len() })
+        Ok(Shape {
+            dims,
+            ndim: extents.len(),
+        })
     }
 
     /// The extents, outermost first (C order).
@@ -107,7 +115,9 @@ impl Shape {
     /// Number of elements, or `None` when the product overflows (CT-2). A 0-dimensional
     /// array has one element.
     pub fn element_count(&self) -> Option<u64> {
-        self.dims().iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        self.dims()
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
     }
 }
 
@@ -125,14 +135,20 @@ pub fn element_bytes(dtype: Dtype, shape: &Shape) -> Option<u64> {
 /// `INVALID_ARGUMENT` when `out` is too short.
 pub fn encode_header(dtype: Dtype, shape: &Shape, out: &mut [u8]) -> Result<usize> {
     let len = header_len(shape.ndim);
-    let out = out
-        .get_mut(..len)
-        .ok_or(Error::value(ErrorCode::InvalidArgument, "typed_array header buffer", 0, len as u64))?;
+    let out = out.get_mut(..len).ok_or(Error::value(
+        ErrorCode::InvalidArgument,
+        "typed_array header buffer",
+        0,
+        len as u64,
+    ))?;
     out[0..2].copy_from_slice(&(dtype as u16).to_le_bytes());
     // ndim is at most 32 (Shape::new), so it fits in u16.
     out[2..4].copy_from_slice(&(shape.ndim as u16).to_le_bytes());
     out[4..8].fill(0);
-    for (chunk, d) in out[FIXED_HEADER_LEN..].chunks_exact_mut(8).zip(shape.dims()) {
+    for (chunk, d) in out[FIXED_HEADER_LEN..]
+        .chunks_exact_mut(8)
+        .zip(shape.dims())
+    {
         chunk.copy_from_slice(&d.to_le_bytes());
     }
     Ok(len)
@@ -142,10 +158,17 @@ pub fn encode_header(dtype: Dtype, shape: &Shape, out: &mut [u8]) -> Result<usiz
 /// `elements` is not exactly `product(shape) × itemsize` bytes.
 #[cfg(feature = "alloc")]
 pub fn encode(dtype: Dtype, shape: &Shape, elements: &[u8]) -> Result<alloc::vec::Vec<u8>> {
-    let want = element_bytes(dtype, shape)
-        .ok_or(Error::new(ErrorCode::InvalidArgument, "typed_array shape product overflows"))?;
+    let want = element_bytes(dtype, shape).ok_or(Error::new(
+        ErrorCode::InvalidArgument,
+        "typed_array shape product overflows",
+    ))?;
     if want != elements.len() as u64 {
-        return Err(Error::value(ErrorCode::InvalidArgument, "typed_array elements", elements.len() as u64, want));
+        return Err(Error::value(
+            ErrorCode::InvalidArgument,
+            "typed_array elements",
+            elements.len() as u64,
+            want,
+        ));
     }
     let mut out = alloc::vec![0u8; header_len(shape.ndim)];
     encode_header(dtype, shape, &mut out)?;
@@ -174,21 +197,24 @@ fn invalid(what: &'static str, found: u64, expected: u64) -> Error {
 /// byte is read once. A failure is `INVALID_ARGUMENT` (CT-3).
 pub fn decode(payload: &[u8]) -> Result<TypedArray> {
     let mut fixed = [0u8; FIXED_HEADER_LEN];
-    fixed.copy_from_slice(
-        payload
-            .get(..FIXED_HEADER_LEN)
-            .ok_or(invalid("typed_array header", payload.len() as u64, FIXED_HEADER_LEN as u64))?,
-    );
+    fixed.copy_from_slice(payload.get(..FIXED_HEADER_LEN).ok_or(invalid(
+        "typed_array header",
+        payload.len() as u64,
+        FIXED_HEADER_LEN as u64,
+    ))?);
     let raw_dtype = u16::from_le_bytes([fixed[0], fixed[1]]);
-    let dtype = Dtype::from_u16(raw_dtype).ok_or(invalid("typed_array.dtype", u64::from(raw_dtype), 13))?;
+    let dtype =
+        Dtype::from_u16(raw_dtype).ok_or(invalid("typed_array.dtype", u64::from(raw_dtype), 13))?;
     let ndim = usize::from(u16::from_le_bytes([fixed[2], fixed[3]]));
     if ndim > MAX_NDIM {
         return Err(invalid("typed_array.ndim", ndim as u64, MAX_NDIM as u64));
     }
     let head = header_len(ndim);
-    let shape_bytes = payload
-        .get(FIXED_HEADER_LEN..head)
-        .ok_or(invalid("typed_array shape", payload.len() as u64, head as u64))?;
+    let shape_bytes = payload.get(FIXED_HEADER_LEN..head).ok_or(invalid(
+        "typed_array shape",
+        payload.len() as u64,
+        head as u64,
+    ))?;
     let mut dims = [0u64; MAX_NDIM];
     for (d, chunk) in dims.iter_mut().zip(shape_bytes.chunks_exact(8)) {
         let mut b = [0u8; 8];
@@ -196,12 +222,20 @@ pub fn decode(payload: &[u8]) -> Result<TypedArray> {
         *d = u64::from_le_bytes(b);
     }
     let shape = Shape { dims, ndim };
-    let want = element_bytes(dtype, &shape).ok_or(invalid("typed_array shape product overflows", 0, u64::MAX))?;
+    let want = element_bytes(dtype, &shape).ok_or(invalid(
+        "typed_array shape product overflows",
+        0,
+        u64::MAX,
+    ))?;
     let have = (payload.len() - head) as u64;
     if want != have {
         return Err(invalid("typed_array element bytes", have, want));
     }
-    Ok(TypedArray { dtype, shape, elements: head..payload.len() })
+    Ok(TypedArray {
+        dtype,
+        shape,
+        elements: head..payload.len(),
+    })
 }
 
 #[cfg(all(test, feature = "alloc"))]
@@ -268,15 +302,25 @@ mod tests {
             ("truncated shape", truncated_shape),
             ("truncated header", &good[..7]),
         ] {
-            assert_eq!(decode(bytes).unwrap_err().code, ErrorCode::InvalidArgument, "{what}");
+            assert_eq!(
+                decode(bytes).unwrap_err().code,
+                ErrorCode::InvalidArgument,
+                "{what}"
+            );
         }
     }
 
     #[test]
     fn encode_checks_element_length_and_ndim() {
         let shape = Shape::new(&[2]).unwrap();
-        assert_eq!(encode(Dtype::I32, &shape, &[0; 7]).unwrap_err().code, ErrorCode::InvalidArgument);
-        assert_eq!(Shape::new(&[1; 33]).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            encode(Dtype::I32, &shape, &[0; 7]).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            Shape::new(&[1; 33]).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
         assert!(Shape::new(&[1; 32]).is_ok());
     }
 }

@@ -7,8 +7,9 @@ use std::ptr::NonNull;
 use knit_core::fntable::FunctionTable;
 use knit_core::message::{Accept, Incoming, MessageHead, OutgoingMessage, Reassembler};
 use knit_core::records::{
-    DataHead, HelloHead, RequestHead, ResponseHead, RingKind, FLAG_FIRST, FLAG_LAST, FLAG_SKIPPABLE, TYPE_CHANNEL_OPEN,
-    TYPE_CONT, TYPE_DATA, TYPE_END, TYPE_HELLO, TYPE_REQUEST, TYPE_RESPONSE, TYPE_SHUTDOWN,
+    DataHead, HelloHead, RequestHead, ResponseHead, RingKind, FLAG_FIRST, FLAG_LAST,
+    FLAG_SKIPPABLE, TYPE_CHANNEL_OPEN, TYPE_CONT, TYPE_DATA, TYPE_END, TYPE_HELLO, TYPE_REQUEST,
+    TYPE_RESPONSE, TYPE_SHUTDOWN,
 };
 use knit_core::ring::{Consumer, Producer, RingRef, RING_CTRL_LEN};
 use knit_core::typed_array::{self, Dtype, Shape};
@@ -16,27 +17,52 @@ use knit_core::SharedMem;
 use proptest::prelude::*;
 
 fn ring(cap: usize) -> RingRef<'static> {
-    let words: &'static mut [u64] = Box::leak(vec![0u64; (RING_CTRL_LEN + cap) / 8].into_boxed_slice());
+    let words: &'static mut [u64] =
+        Box::leak(vec![0u64; (RING_CTRL_LEN + cap) / 8].into_boxed_slice());
     let len = words.len() * 8;
     let ptr = NonNull::new(words.as_mut_ptr().cast::<u8>()).expect("non-null");
     // SAFETY: the allocation is leaked (lives for 'static), 8-aligned, `len` bytes long, and
     // only accessed through the returned view afterwards.
     let mem = unsafe { SharedMem::new(ptr, len) };
-    RingRef::new(mem.sub(0, RING_CTRL_LEN).unwrap(), mem.sub(RING_CTRL_LEN, cap).unwrap()).unwrap()
+    RingRef::new(
+        mem.sub(0, RING_CTRL_LEN).unwrap(),
+        mem.sub(RING_CTRL_LEN, cap).unwrap(),
+    )
+    .unwrap()
 }
 
 fn head_for(kind: u8, id: u64) -> (MessageHead, RingKind) {
     match kind % 4 {
         0 => (
-            MessageHead::Request(RequestHead { request_id: id, function_id: 1, content_type: 0, deadline_ns: 0, payload_len: 0 }),
+            MessageHead::Request(RequestHead {
+                request_id: id,
+                function_id: 1,
+                content_type: 0,
+                deadline_ns: 0,
+                payload_len: 0,
+            }),
             RingKind::Request,
         ),
         1 => (
-            MessageHead::Response(ResponseHead { request_id: id, status: 0, content_type: 2, payload_len: 0 }),
+            MessageHead::Response(ResponseHead {
+                request_id: id,
+                status: 0,
+                content_type: 2,
+                payload_len: 0,
+            }),
             RingKind::Response,
         ),
-        2 => (MessageHead::Hello(HelloHead { payload_len: 0 }), RingKind::Response),
-        _ => (MessageHead::Data(DataHead { content_type: 7, payload_len: 0 }), RingKind::Channel),
+        2 => (
+            MessageHead::Hello(HelloHead { payload_len: 0 }),
+            RingKind::Response,
+        ),
+        _ => (
+            MessageHead::Data(DataHead {
+                content_type: 7,
+                payload_len: 0,
+            }),
+            RingKind::Channel,
+        ),
     }
 }
 
