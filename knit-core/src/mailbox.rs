@@ -197,7 +197,8 @@ mod host {
         pub request_id: u64,
         /// 0 for success, otherwise an error code, delivered raw even when unknown (CALL-7).
         pub status: u32,
-        /// Content type of the payload (UTF-8 for an error message).
+        /// Content type of the payload (UTF-8 for an error message), delivered as it is:
+        /// the transport never interprets payloads (CT-1).
         pub content_type: u32,
         /// The result, or the error message when `status` is not 0.
         pub payload: Payload<'c, 'a>,

@@ -318,8 +318,8 @@ pub enum Payload<'c, 'a> {
     #[cfg(feature = "alloc")]
     Owned(Vec<u8>),
     /// A fragmented message whose payload could not be held (no `alloc` feature, or the
-    /// allocation failed): its fragments were validated and released. The receiver answers
-    /// or reports `PAYLOAD_TOO_LARGE`.
+    /// allocation failed): its fragments were validated and released (MSG-9). The receiver
+    /// answers or reports `PAYLOAD_TOO_LARGE`.
     Unavailable {
         /// The announced payload length.
         len: u64,
@@ -622,7 +622,8 @@ impl Reassembler {
             ));
         }
         let head_len = records::head_len(rtype).unwrap_or(MAX_HEAD_LEN);
-        // SEC-2: the head is copied into private memory once and decoded from the copy.
+        // MSG-8, SEC-2: the head is copied into private memory once and decoded from the
+        // copy; MSG-7: a first record shorter than its head is BAD_RECORD.
         let mut copy = [0u8; MAX_HEAD_LEN];
         let src = body.get(..head_len).ok_or(Error::value(
             ErrorCode::BadRecord,
@@ -786,7 +787,8 @@ fn new_buffer() -> Sink {
 
 /// Copies `bytes` into the sink. The buffer grows as bytes arrive, at most to `payload_len`
 /// (already checked against `max_message_len`, MSG-4), so a peer's `payload_len` never
-/// causes a large allocation up front. An allocation failure turns the sink unavailable.
+/// causes a large allocation up front. An allocation failure turns the sink unavailable
+/// (MSG-9). Each fragment's bytes are copied once, into private memory (MSG-8).
 fn append(sink: &mut Sink, bytes: &[u8], payload_len: u64) {
     #[cfg(feature = "alloc")]
     if let Sink::Buffer(buf) = sink {
