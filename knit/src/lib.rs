@@ -16,13 +16,14 @@ pub mod error;
 pub mod futex;
 pub mod identity;
 pub mod name;
+pub mod random;
 pub mod region_dir;
 pub mod shm;
 
 pub use attach::{attach_mapping, attach_region, DEFAULT_ATTACH_TIMEOUT};
 pub use clock::{monotonic_ns, realtime_ns};
 pub use error::{Error, Result};
-pub use futex::Futex;
+pub use futex::{Futex, WaitOutcome};
 pub use identity::{is_alive, ProcessIdentity};
 pub use name::RegionName;
 pub use region_dir::RegionDir;

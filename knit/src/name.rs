@@ -9,6 +9,7 @@ use std::str::FromStr;
 use knit_core::ErrorCode;
 
 use crate::error::{Error, Result};
+use crate::random::fill_random;
 
 /// Every region name starts with this prefix (MAP-2).
 pub const NAME_PREFIX: &str = "knit-";
@@ -18,10 +19,6 @@ pub const NAME_RANDOM_BYTES: usize = 16;
 pub const NAME_LEN: usize = NAME_PREFIX.len() + 2 * NAME_RANDOM_BYTES;
 /// The directory in which Linux keeps POSIX shared memory objects (MAP-2).
 pub const SHM_DIR: &str = "/dev/shm";
-
-/// Bound on interrupted `getrandom` calls before giving up; each call normally fills the
-/// whole (16-byte) buffer at once.
-const GETRANDOM_ATTEMPTS: usize = 64;
 
 /// A valid region name: exactly `knit-[0-9a-f]{32}` (MAP-2).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,34 +98,6 @@ impl fmt::Display for RegionName {
 impl fmt::Debug for RegionName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RegionName({})", self.0)
-    }
-}
-
-/// Fills `buf` from the kernel's CSPRNG (`getrandom(2)` without flags: it blocks only until
-/// the pool is initialised at boot, and never returns weak bytes).
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    let mut filled = 0;
-    for _ in 0..GETRANDOM_ATTEMPTS {
-        let Some(rest) = buf.get_mut(filled..) else {
-            break;
-        };
-        if rest.is_empty() {
-            return Ok(());
-        }
-        match rustix::rand::getrandom(rest, rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(Error::os("getrandom", "the kernel CSPRNG", e)),
-        }
-    }
-    if filled == buf.len() {
-        Ok(())
-    } else {
-        Err(Error::os(
-            "getrandom",
-            "the kernel CSPRNG",
-            std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted too often"),
-        ))
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use knit::Futex;
+use knit::{Futex, WaitOutcome};
 use knit_core::wait::Parker;
 
 /// Generous bound after which a test that should have been woken is declared hung.
@@ -15,6 +15,10 @@ fn wait_returns_at_once_when_the_word_differs() {
     let word = AtomicU32::new(5);
     // With the value already changed the kernel returns EAGAIN; with an unbounded timeout a
     // parker that ignored `expected` would block this test forever.
+    assert_eq!(
+        Futex::new().wait_outcome(&word, 4, u64::MAX),
+        WaitOutcome::ValueChanged
+    );
     Futex::new().wait(&word, 4, u64::MAX);
     assert_eq!(word.load(Ordering::Relaxed), 5);
 }
@@ -22,6 +26,14 @@ fn wait_returns_at_once_when_the_word_differs() {
 #[test]
 fn wait_times_out() {
     let word = AtomicU32::new(0);
+    assert_eq!(
+        Futex::new().wait_outcome(&word, 0, 1_000_000),
+        WaitOutcome::TimedOut
+    );
+    assert_eq!(
+        Futex::new().wait_outcome(&word, 0, 0),
+        WaitOutcome::TimedOut
+    );
     Futex::new().wait(&word, 0, 1_000_000);
     assert_eq!(word.load(Ordering::Relaxed), 0);
 }
@@ -41,10 +53,8 @@ fn wake_all_wakes_every_parked_thread() {
                 .send(rustix::thread::gettid().as_raw_nonzero().get())
                 .expect("send tid");
             // Unbounded timeout: only a wake (or the word changing first) ends this wait.
-            while word.load(Ordering::Acquire) == 0 {
-                Futex::new().wait(&word, 0, u64::MAX);
-            }
-            done_tx.send(()).expect("send done");
+            let outcome = Futex::new().wait_outcome(&word, 0, u64::MAX);
+            done_tx.send(outcome).expect("send outcome");
         });
     }
     // Wait until every waiter sleeps in the kernel on this word, so that the wake (and not a
@@ -71,6 +81,7 @@ fn wake_all_wakes_every_parked_thread() {
         "every sleeper is woken by one FUTEX_WAKE(INT_MAX)"
     );
     for _ in 0..WAITERS {
-        done_rx.recv_timeout(HANG).expect("a waiter was not woken");
+        let outcome = done_rx.recv_timeout(HANG).expect("a waiter was not woken");
+        assert_eq!(outcome, WaitOutcome::Woken);
     }
 }

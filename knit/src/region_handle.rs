@@ -1,0 +1,145 @@
+//! [`RegionHandle`]: a shared mapping together with the geometry validated once when the region
+//! was created or attached (HDR-5), handing out [`Region`] views tied to the handle's lifetime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use knit_core::geometry::{Geometry, Params};
+use knit_core::region::Region;
+use knit_core::SharedMem;
+
+use crate::attach::attach_region;
+use crate::clock::realtime_ns;
+use crate::error::{Error, Result};
+use crate::identity::ProcessIdentity;
+use crate::name::RegionName;
+use crate::shm::Mapping;
+
+/// The implementation name written into participant entries (`impl_name`, at most 32 bytes).
+pub const IMPL_NAME: &str = concat!("knit-rs ", env!("CARGO_PKG_VERSION"));
+
+/// A mapped region and its validated geometry. Cheap to clone (the mapping is shared).
+///
+/// The geometry is the private copy taken when the region was formatted or attached; it is
+/// never re-read from shared memory (HDR-5, VER-3).
+#[derive(Clone, Debug)]
+pub struct RegionHandle {
+    /// The view built once over `mapping`. Its `'static` is private: it is only handed out
+    /// shortened to a borrow of `self` (or, inside the crate, under the contract of
+    /// [`RegionHandle::region_unbounded`]).
+    region: Region<'static>,
+    mapping: Arc<Mapping>,
+}
+
+impl RegionHandle {
+    /// Creates a named region (MAP-1, MAP-2) of the geometry `params` gives, and formats it with
+    /// the calling process as host (INIT-1, PART-1) and a random `region_id` (HDR-8).
+    ///
+    /// The name exists from here on: the owner unlinks it ([`RegionHandle::unlink`], MAP-3).
+    pub fn create(params: &Params) -> Result<RegionHandle> {
+        let geometry = Geometry::compute(params)?;
+        let (mapping, name) = Mapping::create_named(geometry.region_len())?;
+        match Self::format(mapping, params) {
+            Ok(handle) => Ok(handle),
+            Err(e) => {
+                // The region is unusable: leave no name behind (MAP-3).
+                let _ = crate::shm::unlink(&name);
+                Err(e)
+            }
+        }
+    }
+
+    fn format(mapping: Mapping, params: &Params) -> Result<RegionHandle> {
+        let me = ProcessIdentity::current()?;
+        let host = knit_core::participant::Identity {
+            pid: me.pid,
+            start_time: me.start_time,
+            impl_name: IMPL_NAME,
+        };
+        let mut region_id = [0u8; 16];
+        // HDR-8: region_id from the OS CSPRNG.
+        fill_random(&mut region_id)?;
+        let mapping = Arc::new(mapping);
+        let region = Region::format(unbounded(&mapping), params, &host, region_id, realtime_ns())?;
+        Ok(RegionHandle { region, mapping })
+    }
+
+    /// Attaches to the named region `name`, waiting at most `timeout` for it to be READY
+    /// (INIT-2), validating its header once (HDR-1 to HDR-9) and keeping exactly `region_len`
+    /// bytes mapped (MAP-6, MAP-8).
+    pub fn attach(name: &str, timeout: Duration) -> Result<RegionHandle> {
+        let mapping = attach_region(name, timeout)?;
+        Self::from_mapping(mapping).map_err(|e| e.with_context(format!("region {name}")))
+    }
+
+    /// Wraps a mapping that holds a READY region (for example one received as a descriptor,
+    /// MAP-4), validating its header once (HDR-5).
+    pub fn from_mapping(mapping: Mapping) -> Result<RegionHandle> {
+        let mapping = Arc::new(mapping);
+        let region = Region::attach(unbounded(&mapping))?;
+        Ok(RegionHandle { region, mapping })
+    }
+
+    /// A view of the region, tied to this handle.
+    pub fn region(&self) -> Region<'_> {
+        self.region
+    }
+
+    /// A view of the region whose lifetime the compiler does not track, for the runtime's
+    /// long-lived structures (mailbox ends, doorbells) that live next to a clone of the handle.
+    ///
+    /// # Safety
+    /// The caller keeps a clone of this handle alive for as long as the view or anything
+    /// derived from it exists, and never hands the view or anything derived from it out with a
+    /// lifetime longer than a borrow of that clone.
+    pub(crate) unsafe fn region_unbounded(&self) -> Region<'static> {
+        self.region
+    }
+
+    /// The validated geometry (a private copy; HDR-5).
+    pub fn geometry(&self) -> &Geometry {
+        self.region.geometry()
+    }
+
+    /// The region's name, for a named region.
+    pub fn name(&self) -> Option<&RegionName> {
+        self.mapping.name()
+    }
+
+    /// Removes the region's name (MAP-3); mappings stay valid. Only the creating host calls it.
+    pub fn unlink(&self) -> Result<()> {
+        match self.mapping.name() {
+            Some(name) => crate::shm::unlink(name),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The whole mapping as a view whose lifetime is not tracked; only stored in a
+/// [`RegionHandle`] next to the `Arc` that keeps the mapping alive.
+fn unbounded(mapping: &Arc<Mapping>) -> SharedMem<'static> {
+    let mem = mapping.as_shared();
+    // SAFETY: `mem` covers the live MAP_SHARED mapping owned by `mapping`. Every caller stores
+    // the result only inside a `RegionHandle` together with a clone of this `Arc`, which keeps
+    // the pages mapped (they are unmapped when the last `Arc` drops, and `Mapping::truncate`
+    // needs the mapping by value, impossible behind an `Arc`). The handle hands the view out
+    // only shortened to a borrow of itself (`region`) or under `region_unbounded`'s contract.
+    // The rest of `SharedMem::new`'s contract (readable and writable, 8-aligned, never
+    // referenced as a Rust slice) carries over from `mem`, whose pointer comes from a
+    // `NonNull` and so is not null.
+    unsafe { SharedMem::new(core::ptr::NonNull::new_unchecked(mem.as_ptr()), mem.len()) }
+}
+
+/// Fills `out` from the operating system's CSPRNG (HDR-8).
+fn fill_random(out: &mut [u8]) -> Result<()> {
+    let mut filled = 0;
+    while filled < out.len() {
+        let rest = out.get_mut(filled..).unwrap_or_default();
+        match rustix::rand::getrandom(rest, rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::os("getrandom", "region_id", e)),
+        }
+    }
+    Ok(())
+}
