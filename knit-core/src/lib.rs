@@ -30,4 +30,7 @@ pub mod typed_array;
 pub mod wait;
 
 pub use error::{Error, ErrorClass, ErrorCode, Result};
+pub use geometry::{Geometry, Params};
+pub use participant::{Identity, Participant};
+pub use region::{HostIdentity, Region};
 pub use shared::SharedMem;
