@@ -4,7 +4,7 @@ use std::process::Command;
 
 use knit::identity::{check_alive, read_stat};
 use knit::{is_alive, ProcessIdentity};
-use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
+use rustix::process::{waitid, Pid, Resource, Rlimit, WaitId, WaitIdOptions};
 
 #[test]
 fn the_current_process_is_alive() {
@@ -73,4 +73,54 @@ fn a_running_child_is_alive_until_killed() {
     child.kill().expect("kill");
     child.wait().expect("reap");
     assert!(!identity.is_alive());
+}
+
+/// Environment of [`undetermined_check_child`]: the pid and start time it checks.
+const ENV_PEER: &str = "KNIT_TEST_PEER";
+
+/// Run by [`an_undetermined_check_is_not_evidence_of_death`]: with no file descriptor left,
+/// `/proc` cannot be read, and the check must say so rather than declare the peer dead.
+#[test]
+#[ignore = "the child half of an_undetermined_check_is_not_evidence_of_death, which runs it"]
+fn undetermined_check_child() {
+    let peer = std::env::var(ENV_PEER).expect("KNIT_TEST_PEER: run by the parent test");
+    let (pid, start) = peer.split_once(':').expect("pid:start");
+    let pid: u32 = pid.parse().expect("pid");
+    let start: u64 = start.parse().expect("start time");
+    let limit = rustix::process::getrlimit(Resource::Nofile);
+    // A soft limit of 0: every open fails with EMFILE; existing descriptors keep working.
+    rustix::process::setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(0),
+            maximum: limit.maximum,
+        },
+    )
+    .expect("setrlimit");
+    let check = check_alive(pid, start);
+    let err = check.expect_err("the check cannot be made without a descriptor");
+    assert_eq!(err.code(), knit_core::ErrorCode::OsError, "{err}");
+    // LIVE-8: not evidence of death.
+    assert!(is_alive(pid, start));
+    println!("KNIT-UNDETERMINED-OK");
+}
+
+#[test]
+fn an_undetermined_check_is_not_evidence_of_death() {
+    let me = ProcessIdentity::current().expect("identity");
+    let output = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "undetermined_check_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ENV_PEER, format!("{}:{}", me.pid, me.start_time))
+        .output()
+        .expect("run child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("KNIT-UNDETERMINED-OK"), "{stdout}");
 }
