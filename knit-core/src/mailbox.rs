@@ -133,6 +133,13 @@ impl<'a> Sender<'a> {
     }
 }
 
+/// Records a violation found while polling, so that every later poll reports it again and
+/// touches the ring no more (RING-13).
+fn stick(failed: &mut Option<Error>, e: Error) -> Error {
+    *failed = Some(e);
+    e
+}
+
 /// Checks the cancel table view and returns `inflight_max` as a u64 (spec §5.5).
 fn cancel_entries(cancel: &SharedMem<'_>, inflight_max: u32) -> Result<u64> {
     if !inflight_max.is_power_of_two() {
@@ -171,7 +178,7 @@ mod host {
     use alloc::vec::Vec;
 
     use super::{
-        cancel_entries, cancel_offset, misuse, Accept, ChannelOpen, Error, ErrorCode,
+        cancel_entries, cancel_offset, misuse, stick, Accept, ChannelOpen, Error, ErrorCode,
         FunctionTable, HelloHead, Incoming, Mailbox, MessageHead, Outgoing, Payload, Reassembler,
         Result, RingKind, Sender, Sent, SharedMem, TYPE_CHANNEL_OPEN,
     };
@@ -249,6 +256,8 @@ mod host {
         slots: Vec<Slot>,
         last_id: u64,
         table: Option<FunctionTable>,
+        /// The violation a poll found (RING-13).
+        failed: Option<Error>,
     }
 
     impl<'a> HostMailbox<'a> {
@@ -266,6 +275,7 @@ mod host {
                 slots: alloc::vec![Slot::Free; inflight_max as usize],
                 last_id: 0,
                 table: None,
+                failed: None,
             })
         }
 
@@ -358,6 +368,30 @@ mod host {
         /// Writes as much of `out` as fits and publishes it (RING-3).
         pub fn write(&mut self, out: &mut Outgoing<'_>) -> Result<Sent> {
             self.sender.write(out)
+        }
+
+        /// Gives up a request of which no record was written yet (for example because its
+        /// deadline passed while the ring was full): its id stops being outstanding and its
+        /// cancel entry is free again. `INVALID_ARGUMENT` once its first record is written:
+        /// then the message must be finished (MSG-2) and the call abandoned instead.
+        pub fn withdraw(&mut self, out: Outgoing<'_>) -> Result<()> {
+            // Taken by value so that a withdrawn message cannot be written afterwards.
+            let Outgoing {
+                message,
+                request_id,
+                ..
+            } = out;
+            if message.is_started() {
+                return Err(misuse("request already partly written (MSG-2)"));
+            }
+            let index = self.slot_index(request_id);
+            match self.slots.get_mut(index) {
+                Some(slot) if *slot == Slot::Outstanding(request_id) => {
+                    *slot = Slot::Free;
+                    Ok(())
+                }
+                _ => Err(misuse("not an outstanding request of this mailbox")),
+            }
         }
 
         /// Reserves a one-record request with room for `capacity` payload bytes, written in
@@ -478,8 +512,9 @@ mod host {
         /// Validates RING-11, MSG-1 to MSG-7, CALL-4 (`UNKNOWN_REQUEST`; late responses to
         /// abandoned calls are discarded), FN-1 (`BAD_RECORD`) and MBX-5 (a second HELLO is
         /// `BAD_RECORD`). A response's id stops being outstanding when it is delivered.
-        /// An in-place payload is released by the caller ([`Payload::release`]), followed by
-        /// [`HostMailbox::publish_head`].
+        /// An in-place payload is released when dropped (or [`Payload::release`]d), then
+        /// [`HostMailbox::publish_head`] releases it to the worker. After a violation every
+        /// later poll returns it again without touching the ring (RING-13).
         pub fn poll(&mut self) -> Result<HostPolled<'_, 'a>> {
             let HostMailbox {
                 consumer,
@@ -487,12 +522,16 @@ mod host {
                 slots,
                 entries,
                 table,
+                failed,
                 ..
             } = self;
+            if let Some(e) = *failed {
+                return Err(e);
+            }
             let mask = *entries - 1;
             let have_table = table.is_some();
-            let polled =
-                reassembler.poll(consumer, |head| match head {
+            let polled = reassembler
+                .poll(consumer, |head| match head {
                     MessageHead::Response(r) => {
                         // CALL-4: only outstanding ids are answered; abandoned ones are dropped.
                         let slot = slots.get_mut((r.request_id & mask) as usize);
@@ -521,7 +560,8 @@ mod host {
                         u64::from(head.rtype()),
                         0,
                     )),
-                })?;
+                })
+                .map_err(|e| stick(failed, e))?;
             let released = polled.released;
             let event = match polled.incoming {
                 None => None,
@@ -546,35 +586,35 @@ mod host {
                                 None
                             }
                             None => {
-                                return Err(Error::new(
-                                    ErrorCode::UnknownRequest,
-                                    "response.request_id",
-                                ))
+                                let e =
+                                    Error::new(ErrorCode::UnknownRequest, "response.request_id");
+                                return Err(stick(failed, e));
                             }
                         }
                     }
                     MessageHead::Hello(_) => {
                         // SEC-2: decode from private memory; an in-place body is copied first.
-                        let bytes = message.payload.into_vec().ok_or(Error::new(
-                            ErrorCode::PayloadTooLarge,
-                            "HELLO payload could not be held",
-                        ))?;
-                        let decoded = FunctionTable::decode(&bytes)?;
+                        let bytes = message.payload.into_vec().ok_or_else(|| {
+                            let e = Error::new(
+                                ErrorCode::PayloadTooLarge,
+                                "HELLO payload could not be held",
+                            );
+                            stick(failed, e)
+                        })?;
+                        // FN-1: a bad table is BAD_RECORD.
+                        let decoded =
+                            FunctionTable::decode(&bytes).map_err(|e| stick(failed, e))?;
                         *table = Some(decoded.clone());
                         Some(HostEvent::Hello(decoded))
                     }
                     MessageHead::Request(_) | MessageHead::Data(_) => {
-                        return Err(Error::new(
-                            ErrorCode::UnknownRecord,
-                            "message on response ring",
-                        ));
+                        let e = Error::new(ErrorCode::UnknownRecord, "message on response ring");
+                        return Err(stick(failed, e));
                     }
                 },
                 Some(Incoming::Shutdown | Incoming::End) => {
-                    return Err(Error::new(
-                        ErrorCode::UnknownRecord,
-                        "control record on response ring",
-                    ));
+                    let e = Error::new(ErrorCode::UnknownRecord, "control record on response ring");
+                    return Err(stick(failed, e));
                 }
             };
             Ok(HostPolled { event, released })
@@ -674,6 +714,8 @@ pub struct WorkerMailbox<'a> {
     last_request_id: u64,
     hello: Hello,
     shutdown: bool,
+    /// The violation a poll found (RING-13).
+    failed: Option<Error>,
 }
 
 impl<'a> WorkerMailbox<'a> {
@@ -691,6 +733,7 @@ impl<'a> WorkerMailbox<'a> {
             last_request_id: 0,
             hello: Hello::NotStarted,
             shutdown: false,
+            failed: None,
         })
     }
 
@@ -855,9 +898,13 @@ impl<'a> WorkerMailbox<'a> {
     ///
     /// Validates RING-11, MSG-1 to MSG-7 and CALL-1 (a request id not above the previous one
     /// is `BAD_RECORD`). After SHUTDOWN it reads nothing more (MBX-3). An in-place payload is
-    /// released by the caller ([`Payload::release`]), followed by
-    /// [`WorkerMailbox::publish_head`].
+    /// released when dropped (or [`Payload::release`]d), then [`WorkerMailbox::publish_head`]
+    /// releases it to the host. After a violation every later poll returns it again without
+    /// touching the ring (RING-13).
     pub fn poll(&mut self) -> Result<WorkerPolled<'_, 'a>> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
         if self.shutdown {
             return Ok(WorkerPolled {
                 event: None,
@@ -869,29 +916,32 @@ impl<'a> WorkerMailbox<'a> {
             reassembler,
             last_request_id,
             shutdown,
+            failed,
             ..
         } = self;
-        let polled = reassembler.poll(consumer, |head| match head {
-            MessageHead::Request(r) => {
-                // CALL-1: strictly increasing ids, checked before anything is allocated.
-                if r.request_id <= *last_request_id {
-                    return Err(Error::value(
-                        ErrorCode::BadRecord,
-                        "request.request_id",
-                        r.request_id,
-                        *last_request_id + 1,
-                    ));
+        let polled = reassembler
+            .poll(consumer, |head| match head {
+                MessageHead::Request(r) => {
+                    // CALL-1: strictly increasing ids, checked before anything is allocated.
+                    if r.request_id <= *last_request_id {
+                        return Err(Error::value(
+                            ErrorCode::BadRecord,
+                            "request.request_id",
+                            r.request_id,
+                            last_request_id.saturating_add(1),
+                        ));
+                    }
+                    *last_request_id = r.request_id;
+                    Ok(Accept::Deliver)
                 }
-                *last_request_id = r.request_id;
-                Ok(Accept::Deliver)
-            }
-            _ => Err(Error::value(
-                ErrorCode::UnknownRecord,
-                "record.type",
-                u64::from(head.rtype()),
-                0,
-            )),
-        })?;
+                _ => Err(Error::value(
+                    ErrorCode::UnknownRecord,
+                    "record.type",
+                    u64::from(head.rtype()),
+                    0,
+                )),
+            })
+            .map_err(|e| stick(failed, e))?;
         let released = polled.released;
         let event = match polled.incoming {
             None => None,
@@ -900,23 +950,22 @@ impl<'a> WorkerMailbox<'a> {
                 Some(WorkerEvent::Shutdown)
             }
             Some(Incoming::ChannelOpen(open)) => Some(WorkerEvent::ChannelOpen(open)),
-            Some(Incoming::Message(message)) => match message.head {
-                MessageHead::Request(r) => Some(WorkerEvent::Request(Request {
+            Some(Incoming::Message(message)) => {
+                let MessageHead::Request(r) = message.head else {
+                    let e = Error::new(ErrorCode::UnknownRecord, "message on request ring");
+                    return Err(stick(failed, e));
+                };
+                Some(WorkerEvent::Request(Request {
                     request_id: r.request_id,
                     function_id: r.function_id,
                     content_type: r.content_type,
                     deadline_ns: r.deadline_ns,
                     payload: message.payload,
-                })),
-                _ => {
-                    return Err(Error::new(
-                        ErrorCode::UnknownRecord,
-                        "message on request ring",
-                    ))
-                }
-            },
+                }))
+            }
             Some(Incoming::End) => {
-                return Err(Error::new(ErrorCode::UnknownRecord, "END on request ring"))
+                let e = Error::new(ErrorCode::UnknownRecord, "END on request ring");
+                return Err(stick(failed, e));
             }
         };
         Ok(WorkerPolled { event, released })

@@ -14,7 +14,7 @@ use crate::records::{
     FLAGS_SINGLE, FLAG_FIRST, FLAG_LAST, TYPE_CHANNEL_OPEN, TYPE_CONT, TYPE_DATA, TYPE_END,
     TYPE_HELLO, TYPE_REQUEST, TYPE_RESPONSE, TYPE_SHUTDOWN,
 };
-use crate::ring::{Consumer, Producer, Record, Reservation};
+use crate::ring::{Consumer, Producer, Record, RecordHeader, Reservation};
 
 /// Longest message head (REQUEST's).
 pub const MAX_HEAD_LEN: usize = RequestHead::LEN;
@@ -338,7 +338,8 @@ impl Payload<'_, '_> {
     }
 
     /// Releases an in-place record (RING-6); the owner of the consumer then publishes the
-    /// head. Owned payloads are simply dropped.
+    /// head. Owned payloads are simply dropped. (A payload dropped without this is released
+    /// by the next poll.)
     pub fn release(self) {
         if let Payload::InPlace(p) = self {
             p.release();
@@ -377,6 +378,9 @@ impl core::fmt::Debug for Payload<'_, '_> {
 }
 
 /// A one-record message's payload, borrowed in the ring until [`InPlace::release`].
+///
+/// A payload dropped without [`InPlace::release`] is released by the reassembler's next poll:
+/// a delivered message is never delivered twice.
 pub struct InPlace<'c, 'a> {
     record: Record<'c, 'a>,
     offset: usize,
@@ -458,6 +462,9 @@ pub struct Reassembler {
     max_message_len: u64,
     partial: Option<Assembly>,
     failed: Option<Error>,
+    /// Position and header of the last record delivered in place, to release it at the next
+    /// poll if its payload was dropped without being released.
+    lent: Option<(u64, RecordHeader)>,
 }
 
 impl Reassembler {
@@ -468,6 +475,7 @@ impl Reassembler {
             max_message_len,
             partial: None,
             failed: None,
+            lent: None,
         }
     }
 
@@ -482,7 +490,9 @@ impl Reassembler {
     }
 
     /// Takes records from `consumer` until a message or control record is complete, the ring
-    /// is empty, or [`MAX_RECORDS_PER_POLL`] records were taken.
+    /// is empty, or [`MAX_RECORDS_PER_POLL`] records were taken. A delivered in-place message
+    /// is released by [`Payload::release`] (the caller then publishes the head), or else by
+    /// the next poll.
     ///
     /// `accept` is asked once per message, at its first record, before anything is
     /// allocated for it; its error aborts the poll as a violation. Records consumed here are
@@ -511,6 +521,17 @@ impl Reassembler {
         mut accept: impl FnMut(&MessageHead) -> Result<Accept>,
     ) -> Result<Polled<'c, 'a>> {
         let mut released = false;
+        if let Some((pos, header)) = self.lent.take() {
+            if consumer.head() == pos {
+                // Delivered in place and dropped without release: release it now.
+                let record = consumer
+                    .peek()?
+                    .ok_or(Error::new(ErrorCode::BadPosition, "lent record vanished"))?;
+                same_header(record.header(), header)?;
+                record.consume();
+                released |= consumer.publish_head();
+            }
+        }
         let mut in_place = None;
         for _ in 0..MAX_RECORDS_PER_POLL {
             let Some(record) = consumer.peek()? else {
@@ -549,19 +570,13 @@ impl Reassembler {
         // lifetime (the loop above could not hand out a borrow it might still need). The
         // decision was made on the first copy of its header; the second must be identical
         // (RING-12, RING-15), or the peer rewrote a published record.
+        let pos = consumer.head();
         let record = consumer.peek()?.ok_or(Error::new(
             ErrorCode::BadPosition,
             "record vanished before delivery",
         ))?;
-        let again = record.header();
-        if (again.len, again.rtype, again.flags) != (header.len, header.rtype, header.flags) {
-            return Err(Error::value(
-                ErrorCode::BadRecord,
-                "record header changed after publication",
-                u64::from(again.len),
-                u64::from(header.len),
-            ));
-        }
+        same_header(record.header(), header)?;
+        self.lent = Some((pos, header));
         let payload = Payload::InPlace(InPlace { record, offset });
         Ok(Polled {
             incoming: Some(Incoming::Message(Message { head, payload })),
@@ -710,6 +725,20 @@ enum Step<'c, 'a> {
     Consume(Option<Incoming<'c, 'a>>),
     /// Deliver the record's body from `offset` in place.
     InPlace { head: MessageHead, offset: usize },
+}
+
+/// A record's header read a second time must equal the first copy (RING-12, RING-15): else
+/// the peer rewrote a published record, `BAD_RECORD`.
+fn same_header(again: RecordHeader, first: RecordHeader) -> Result<()> {
+    if again == first {
+        return Ok(());
+    }
+    Err(Error::value(
+        ErrorCode::BadRecord,
+        "record header changed after publication",
+        u64::from(again.len),
+        u64::from(first.len),
+    ))
 }
 
 /// MSG-3: a fragment of `frag` bytes after `received` bytes of a `payload_len` message does

@@ -895,3 +895,75 @@ fn a_valid_raw_fragmented_response_is_reassembled() {
     assert!(matches!(r.payload, Payload::Owned(_)));
     assert_eq!(r.payload.bytes(), b"abcde");
 }
+
+#[test]
+fn a_request_payload_dropped_without_release_is_not_delivered_again() {
+    let mut p = ready(8, 100);
+    let mut a = p.host.start_request(ECHO, 0, 0, b"a").unwrap().unwrap();
+    assert!(p.host.write(&mut a).unwrap().done);
+    let mut b = p.host.start_request(ECHO, 0, 0, b"b").unwrap().unwrap();
+    assert!(p.host.write(&mut b).unwrap().done);
+    let first = match p.worker.poll().unwrap().event {
+        Some(WorkerEvent::Request(r)) => r.request_id,
+        other => panic!("expected a request, got {other:?}"),
+    };
+    // The payload was dropped with the event; CALL-1 would refuse a second delivery.
+    let second = match p.worker.poll().unwrap().event {
+        Some(WorkerEvent::Request(r)) => r.request_id,
+        other => panic!("expected a request, got {other:?}"),
+    };
+    assert_eq!((first, second), (a.request_id(), b.request_id()));
+}
+
+#[test]
+fn an_unwritten_request_can_be_withdrawn() {
+    let mut p = ready(2, 1 << 20);
+    let big = pattern(5000, 1);
+    let mut first = p.host.start_request(ECHO, 0, 0, &big).unwrap().unwrap();
+    assert!(!p.host.write(&mut first).unwrap().done);
+    let pending = p.host.start_request(ECHO, 0, 0, b"x");
+    // MSG-2 refuses a second message while the first is partly written.
+    assert_eq!(pending.unwrap_err().code, ErrorCode::InvalidArgument);
+    deliver_request(&mut p, &mut first);
+    let second = p.host.start_request(ECHO, 0, 0, b"x").unwrap().unwrap();
+    let id = second.request_id();
+    assert_eq!(p.host.next_request_id(), None, "both entries busy");
+    p.host.withdraw(second).unwrap();
+    assert!(!p.host.is_outstanding(id));
+    // Ids only grow: 3 shares request 1's busy entry, so the freed entry is reused by 4.
+    assert_eq!(p.host.next_request_id(), Some(id + 2));
+    // A request whose first record is written cannot be withdrawn.
+    let mut third = p.host.start_request(ECHO, 0, 0, &big).unwrap().unwrap();
+    p.host.write(&mut third).unwrap();
+    assert_eq!(
+        p.host.withdraw(third).unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+}
+
+#[test]
+fn a_bad_hello_keeps_the_host_mailbox_failed() {
+    let (mut p, mb) = pair(8, 1 << 16);
+    let mut raw = Producer::new(mb.response);
+    let payload = raw_table(2, &[(1, b"f"), (1, b"g")], 0);
+    let mut body = HelloHead {
+        payload_len: payload.len() as u64,
+    }
+    .encode()
+    .to_vec();
+    body.extend_from_slice(&payload);
+    assert!(raw.try_write(TYPE_HELLO, FLAGS_SINGLE, &body).unwrap());
+    let valid = table().encode();
+    let mut body = HelloHead {
+        payload_len: valid.len() as u64,
+    }
+    .encode()
+    .to_vec();
+    body.extend_from_slice(&valid);
+    assert!(raw.try_write(TYPE_HELLO, FLAGS_SINGLE, &body).unwrap());
+    raw.publish();
+    assert_eq!(p.host.poll().unwrap_err().code, ErrorCode::BadRecord);
+    // RING-13: the valid HELLO behind it is never read.
+    assert_eq!(p.host.poll().unwrap_err().code, ErrorCode::BadRecord);
+    assert!(p.host.function_table().is_none());
+}

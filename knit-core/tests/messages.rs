@@ -615,3 +615,53 @@ fn an_accept_error_stops_the_reassembler() {
         err
     );
 }
+
+#[test]
+fn an_in_place_payload_dropped_without_release_is_released_by_the_next_poll() {
+    let r = ring(4096);
+    let mut producer = Producer::new(r);
+    let mut consumer = Consumer::new(r);
+    let mut re = Reassembler::new(RingKind::Request, 100);
+    assert!(producer
+        .try_write(TYPE_REQUEST, FLAGS_SINGLE, &req(1, 1, b"a"))
+        .unwrap());
+    assert!(producer
+        .try_write(TYPE_REQUEST, FLAGS_SINGLE, &req(2, 1, b"b"))
+        .unwrap());
+    producer.publish();
+    let polled = re.poll(&mut consumer, |_| Ok(Accept::Deliver)).unwrap();
+    let Some(Incoming::Message(m)) = polled.incoming else {
+        panic!("expected request 1")
+    };
+    assert_eq!(m.payload.bytes(), b"a");
+    drop(m);
+    // Not delivered again: the next poll releases it and delivers request 2.
+    let polled = re.poll(&mut consumer, |_| Ok(Accept::Deliver)).unwrap();
+    assert!(polled.released, "the dropped record was released");
+    let Some(Incoming::Message(m)) = polled.incoming else {
+        panic!("expected request 2")
+    };
+    assert_eq!(m.payload.bytes(), b"b");
+    m.payload.release();
+    let polled = re.poll(&mut consumer, |_| Ok(Accept::Deliver)).unwrap();
+    assert!(polled.incoming.is_none());
+}
+
+#[test]
+fn a_lent_record_rewritten_by_the_peer_is_bad_record() {
+    let r = ring(4096);
+    let mut producer = Producer::new(r);
+    let mut consumer = Consumer::new(r);
+    let mut re = Reassembler::new(RingKind::Request, 100);
+    assert!(producer
+        .try_write(TYPE_REQUEST, FLAGS_SINGLE, &req(1, 1, b"a"))
+        .unwrap());
+    producer.publish();
+    let polled = re.poll(&mut consumer, |_| Ok(Accept::Deliver)).unwrap();
+    assert!(matches!(polled.incoming, Some(Incoming::Message(_))));
+    drop(polled);
+    // A hostile producer rewrites the published record's length while it is lent.
+    r.data.write(0, &8u32.to_le_bytes()).unwrap();
+    let err = re.poll(&mut consumer, |_| Ok(Accept::Deliver)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadRecord);
+}
