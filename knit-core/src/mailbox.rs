@@ -142,12 +142,14 @@ fn stick(failed: &mut Option<Error>, e: Error) -> Error {
 
 /// Checks the cancel table view and returns `inflight_max` as a u64 (spec §5.5).
 fn cancel_entries(cancel: &SharedMem<'_>, inflight_max: u32) -> Result<u64> {
-    if !inflight_max.is_power_of_two() {
+    // HDR-6 bounds `inflight_max` to a power of two of at most 65536; checked again here
+    // because the mailbox indexes its tables with it.
+    if !inflight_max.is_power_of_two() || inflight_max > 65536 {
         return Err(Error::value(
             ErrorCode::InvalidArgument,
             "inflight_max",
             u64::from(inflight_max),
-            0,
+            65536,
         ));
     }
     let need = 8 * inflight_max as usize;
