@@ -10,7 +10,7 @@ use knit_core::SharedMem;
 
 use crate::attach::attach_region;
 use crate::clock::realtime_ns;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::identity::ProcessIdentity;
 use crate::name::RegionName;
 use crate::shm::Mapping;
@@ -56,9 +56,8 @@ impl RegionHandle {
             start_time: me.start_time,
             impl_name: IMPL_NAME,
         };
-        let mut region_id = [0u8; 16];
         // HDR-8: region_id from the OS CSPRNG.
-        fill_random(&mut region_id)?;
+        let region_id = crate::random::region_id()?;
         let mapping = Arc::new(mapping);
         let region = Region::format(unbounded(&mapping), params, &host, region_id, realtime_ns())?;
         Ok(RegionHandle { region, mapping })
@@ -128,18 +127,4 @@ fn unbounded(mapping: &Arc<Mapping>) -> SharedMem<'static> {
     // referenced as a Rust slice) carries over from `mem`, whose pointer comes from a
     // `NonNull` and so is not null.
     unsafe { SharedMem::new(core::ptr::NonNull::new_unchecked(mem.as_ptr()), mem.len()) }
-}
-
-/// Fills `out` from the operating system's CSPRNG (HDR-8).
-fn fill_random(out: &mut [u8]) -> Result<()> {
-    let mut filled = 0;
-    while filled < out.len() {
-        let rest = out.get_mut(filled..).unwrap_or_default();
-        match rustix::rand::getrandom(rest, rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(Error::os("getrandom", "region_id", e)),
-        }
-    }
-    Ok(())
 }

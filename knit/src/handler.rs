@@ -1,0 +1,151 @@
+//! Worker-side functions: [`Handlers`] (a named set of handler closures), the [`Request`] a
+//! handler receives and the [`HandlerError`] it may return (CALL-6).
+
+use std::fmt;
+use std::sync::Arc;
+
+use knit_core::ErrorCode;
+
+use crate::serve::Context;
+
+/// A request as a handler sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'r> {
+    /// The payload. For a one-record request these bytes are the request ring itself (zero
+    /// copy): treat them as untrusted input, like any bytes from another process (RING-15).
+    pub payload: &'r [u8],
+    /// The payload's content type (spec/09 §9.2: 0 bytes, 1 UTF-8, 2 JSON, 3 CBOR, ...).
+    pub content_type: u32,
+}
+
+impl<'r> Request<'r> {
+    /// The payload as UTF-8 text, or `INVALID_ARGUMENT` when it is not.
+    pub fn text(&self) -> Result<&'r str, HandlerError> {
+        std::str::from_utf8(self.payload)
+            .map_err(|e| HandlerError::new(ErrorCode::InvalidArgument as u32, format!("payload is not UTF-8: {e}")))
+    }
+}
+
+/// A handler's failure, sent to the caller as the response `status` and a UTF-8 message
+/// (CALL-6). The default code is `HANDLER_FAILED`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerError {
+    /// The status to answer with: a registry code, or an application code 1000 to 65535
+    /// (ERR-1). 0 is replaced by `HANDLER_FAILED`, since 0 means success.
+    pub code: u32,
+    /// What went wrong, for the caller.
+    pub message: String,
+}
+
+impl HandlerError {
+    /// A failure with `code` and `message`.
+    pub fn new(code: u32, message: impl Into<String>) -> Self {
+        let code = if code == 0 { ErrorCode::HandlerFailed as u32 } else { code };
+        HandlerError { code, message: message.into() }
+    }
+
+    /// A `HANDLER_FAILED` failure with `message`.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::HandlerFailed as u32, message)
+    }
+}
+
+impl From<String> for HandlerError {
+    fn from(message: String) -> Self {
+        HandlerError::failed(message)
+    }
+}
+
+impl From<&str> for HandlerError {
+    fn from(message: &str) -> Self {
+        HandlerError::failed(message)
+    }
+}
+
+impl From<crate::Error> for HandlerError {
+    fn from(e: crate::Error) -> Self {
+        HandlerError::new(e.code() as u32, e.to_string())
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match ErrorCode::from_u32(self.code) {
+            Some(code) => write!(f, "{code}: {}", self.message),
+            None => write!(f, "status {}: {}", self.code, self.message),
+        }
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+/// What a handler returns: the result bytes, or a failure.
+pub type HandlerResult = Result<Vec<u8>, HandlerError>;
+
+/// A handler function, shared by every thread that serves it.
+pub type HandlerFn = Arc<dyn Fn(&Context<'_>, Request<'_>) -> HandlerResult + Send + Sync>;
+
+/// A set of named handlers; cheap to clone. Function ids are the handlers' positions plus 1,
+/// in the order they were added; names are unique (FN-1).
+#[derive(Clone, Default)]
+pub struct Handlers {
+    list: Vec<(String, HandlerFn)>,
+}
+
+impl Handlers {
+    /// An empty set.
+    pub fn new() -> Self {
+        Handlers::default()
+    }
+
+    /// Adds (or replaces) the handler of function `name`.
+    #[must_use]
+    pub fn handle<F>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(&Context<'_>, Request<'_>) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.insert(name, Arc::new(f));
+        self
+    }
+
+    /// Adds (or replaces) the handler of function `name`.
+    pub fn insert(&mut self, name: &str, f: HandlerFn) {
+        match self.list.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 = f,
+            None => self.list.push((name.to_owned(), f)),
+        }
+    }
+
+    /// The `(id, name)` pairs of the function table (spec/05 §5.3).
+    pub fn table(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.list.iter().zip(1u32..).map(|((name, _), id)| (id, name.as_str()))
+    }
+
+    /// The handler of function `id`.
+    pub fn get(&self, id: u32) -> Option<&HandlerFn> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.list.get(index).map(|(_, f)| f)
+    }
+
+    /// The name of function `id`.
+    pub fn name(&self, id: u32) -> Option<&str> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.list.get(index).map(|(n, _)| n.as_str())
+    }
+
+    /// Number of handlers.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// True when there is no handler.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+impl fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.list.iter().map(|(n, _)| n)).finish()
+    }
+}

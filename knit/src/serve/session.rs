@@ -1,0 +1,291 @@
+//! The serve loop of one worker (spec/05): attach (PART-2), HELLO (MBX-2), read requests, run
+//! handlers, respond, park when idle, watch the host (LIVE-4) and the poison word (LIVE-6),
+//! detach (PART-5).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+
+use knit_core::fntable::FunctionTable;
+use knit_core::layout::ParticipantState;
+use knit_core::mailbox::{Outgoing, WorkerEvent, WorkerMailbox};
+use knit_core::message::Payload;
+use knit_core::participant::{Identity, Participant};
+use knit_core::region::Region;
+use knit_core::ring::RingRef;
+use knit_core::wait::Doorbell;
+use knit_core::ErrorCode;
+
+use super::{Context, Worker};
+use crate::clock::monotonic_ns;
+use crate::error::{Error, Result};
+use crate::futex::Futex;
+use crate::handler::Request;
+use crate::identity::ProcessIdentity;
+use crate::liveness::{peer_status, PeerStatus};
+use crate::region_handle::{RegionHandle, IMPL_NAME};
+use crate::spin::{wait, Stop};
+
+/// How a serve loop ended without an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServeOutcome {
+    /// The host sent SHUTDOWN and every request read before it was answered (MBX-3).
+    Shutdown,
+    /// The pool stopped a thread worker directly (its process is the host's).
+    Stopped,
+}
+
+/// Heartbeats are written at most this often (PART-7 asks for at least once a second).
+const HEARTBEAT_EVERY_NS: u64 = 250_000_000;
+
+/// Why the loop stops before SHUTDOWN.
+enum Halt {
+    Stopped,
+    Failed(Error),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Halt::Failed(e)
+    }
+}
+
+/// What to answer a request with.
+enum Reply {
+    Ok { content_type: u32, bytes: Vec<u8> },
+    Err { status: u32, message: String },
+}
+
+/// Everything the loop needs besides the mailbox end (kept apart so that a request borrowed in
+/// place from the mailbox can be handled while `Session` is borrowed).
+struct Session<'a, 'w> {
+    region: Region<'a>,
+    slot: u32,
+    me: Participant<'a>,
+    host: Participant<'a>,
+    my_bell: Doorbell<'a>,
+    host_bell: Doorbell<'a>,
+    requests: RingRef<'a>,
+    responses: RingRef<'a>,
+    worker: &'w Worker,
+    last_heartbeat: std::cell::Cell<u64>,
+}
+
+/// Serves participant `slot` of `handle` with `worker`'s handlers.
+pub(super) fn serve(handle: &RegionHandle, slot: u32, worker: &Worker) -> Result<ServeOutcome> {
+    let region = handle.region();
+    let geometry = *region.geometry();
+    if slot == 0 || slot > geometry.worker_slots() {
+        return Err(Error::from(knit_core::Error::value(
+            ErrorCode::InvalidArgument,
+            "worker slot",
+            slot.into(),
+            geometry.worker_slots().into(),
+        )));
+    }
+    // FN-1 is checked before the entry is claimed, so a bad table leaves the slot untouched.
+    let table = FunctionTable::new(worker.handlers.table())?.encode();
+    let me = region.participant(slot)?;
+    // PART-2: claim RESERVED -> ATTACHING, identity, ACTIVE. A thread worker's identity is the
+    // host process's (PART-9), which `current` gives too.
+    let id = ProcessIdentity::current()?;
+    me.claim()?;
+    let identity = Identity { pid: id.pid, start_time: id.start_time, impl_name: IMPL_NAME };
+    let now = monotonic_ns();
+    me.activate(&identity, now)?;
+    let host = region.participant(0)?;
+    let mailbox = region.mailbox(slot - 1)?;
+    let session = Session {
+        region,
+        slot,
+        me,
+        host,
+        my_bell: me.doorbell()?,
+        host_bell: host.doorbell()?,
+        requests: mailbox.request,
+        responses: mailbox.response,
+        worker,
+        last_heartbeat: std::cell::Cell::new(now),
+    };
+    let outcome = WorkerMailbox::new(mailbox, geometry.inflight_max(), geometry.max_message_len())
+        .map_err(Error::from)
+        .and_then(|mut mbx| session.run(&mut mbx, &table));
+    // PART-5, PART-10: DETACHED after the last ring write (a DEAD set by the host stays), then
+    // wake the host (WAIT-5).
+    let _ = session.me.detach();
+    session.host_bell.ring(&Futex);
+    outcome
+}
+
+impl Session<'_, '_> {
+    fn run(&self, mbx: &mut WorkerMailbox<'_>, table: &[u8]) -> Result<ServeOutcome> {
+        match self.run_inner(mbx, table) {
+            Ok(outcome) => Ok(outcome),
+            Err(Halt::Stopped) => Ok(ServeOutcome::Stopped),
+            Err(Halt::Failed(e)) => Err(e),
+        }
+    }
+
+    fn run_inner(&self, mbx: &mut WorkerMailbox<'_>, table: &[u8]) -> Result<ServeOutcome, Halt> {
+        // MBX-2: HELLO first.
+        let mut hello = mbx.start_hello(table).map_err(|e| self.violation(e))?;
+        self.send(mbx, &mut hello)?;
+        loop {
+            // Taken before the poll, so a record published after it wakes the park below.
+            let seen_tail = self.requests.load_tail();
+            let polled = mbx.poll().map_err(|e| self.violation(e))?;
+            let mut released = polled.released;
+            let step = match polled.event {
+                None => None,
+                Some(WorkerEvent::Shutdown) => return Ok(ServeOutcome::Shutdown),
+                Some(WorkerEvent::ChannelOpen(_)) => Some(None),
+                Some(WorkerEvent::Request(r)) => {
+                    let reply = self.run_request(r.request_id, r.function_id, r.content_type, r.deadline_ns, &r.payload);
+                    r.payload.release();
+                    Some(Some((r.request_id, reply)))
+                }
+            };
+            released |= mbx.publish_head();
+            if released {
+                // WAIT-6: the host may wait for request space.
+                self.host_bell.ring(&Futex);
+            }
+            match step {
+                Some(Some((request_id, reply))) => self.respond(mbx, request_id, reply)?,
+                Some(None) => {}
+                None if released => {}
+                None => self.idle(seen_tail)?,
+            }
+        }
+    }
+
+    /// Decides and runs one request (CALL-5, CANCEL-3, CALL-9, CALL-6).
+    fn run_request(&self, request_id: u64, function_id: u32, content_type: u32, deadline_ns: u64, payload: &Payload<'_, '_>) -> Reply {
+        let handlers = &self.worker.handlers;
+        let Some(handler) = handlers.get(function_id) else {
+            // CALL-5
+            return error(ErrorCode::UnknownFunction, format!("no function with id {function_id}"));
+        };
+        let ctx = Context::new(request_id, deadline_ns, self.cancel_entry(request_id), content_type, self.slot);
+        // CANCEL-3: a request cancelled before it ran is answered without running it.
+        if ctx.is_cancelled() {
+            return error(ErrorCode::Cancelled, "cancelled before it ran".into());
+        }
+        // CALL-9
+        if deadline_ns != 0 && monotonic_ns() >= deadline_ns {
+            return error(ErrorCode::DeadlineExceeded, "deadline passed before it ran".into());
+        }
+        if let Payload::Unavailable { len } = payload {
+            return error(ErrorCode::PayloadTooLarge, format!("request payload of {len} bytes could not be held"));
+        }
+        let request = Request { payload: payload.bytes(), content_type };
+        // CALL-6: a panic is a failure of this call only; the loop keeps serving.
+        match catch_unwind(AssertUnwindSafe(|| handler(&ctx, request))) {
+            Ok(Ok(bytes)) => Reply::Ok { content_type: ctx.content_type(), bytes },
+            Ok(Err(e)) => Reply::Err { status: e.code, message: e.message },
+            Err(panic) => {
+                let name = handlers.name(function_id).unwrap_or("?");
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic payload".to_owned());
+                error(ErrorCode::HandlerFailed, format!("handler `{name}` panicked: {text}"))
+            }
+        }
+    }
+
+    /// The cancel entry of `request_id` (spec/05 §5.5), for [`Context::is_cancelled`].
+    fn cancel_entry(&self, request_id: u64) -> Option<&std::sync::atomic::AtomicU64> {
+        let entries = u64::from(self.region.geometry().inflight_max());
+        let index = usize::try_from(request_id & entries.checked_sub(1)?).ok()?;
+        let cancel = self.region.mailbox(self.slot - 1).ok()?.cancel;
+        cancel.atomic_u64(index.checked_mul(8)?).ok()
+    }
+
+    fn respond(&self, mbx: &mut WorkerMailbox<'_>, request_id: u64, reply: Reply) -> Result<(), Halt> {
+        let mut out = match &reply {
+            Reply::Ok { content_type, bytes } => mbx.start_response(request_id, 0, *content_type, bytes),
+            Reply::Err { status, message } => mbx.error_response(request_id, *status, message),
+        };
+        self.send(mbx, &mut out)
+    }
+
+    /// Writes `out` completely, waiting for response space (WAIT-6) while watching the host.
+    fn send(&self, mbx: &mut WorkerMailbox<'_>, out: &mut Outgoing<'_>) -> Result<(), Halt> {
+        loop {
+            let seen_head = self.responses.load_head();
+            let sent = mbx.write(out).map_err(|e| self.violation(e))?;
+            if sent.published {
+                // WAIT-5
+                self.host_bell.ring(&Futex);
+            }
+            if sent.done {
+                return Ok(());
+            }
+            self.wait_for(|| self.responses.load_head() != seen_head)?;
+        }
+    }
+
+    fn idle(&self, seen_tail: u64) -> Result<(), Halt> {
+        self.wait_for(|| self.requests.load_tail() != seen_tail)
+    }
+
+    /// Spins, then parks on the worker's own doorbell (WAIT-1 to WAIT-4) until `ready`,
+    /// checking the host and the region at least every 50 ms.
+    fn wait_for(&self, ready: impl FnMut() -> bool) -> Result<(), Halt> {
+        match wait(&self.my_bell, self.worker.spin, 0, ready, || self.check()) {
+            Ok(()) => Ok(()),
+            Err(Stop::Failed(h)) => Err(h),
+            // No deadline was given.
+            Err(Stop::Deadline) => Ok(()),
+        }
+    }
+
+    /// LIVE-4, LIVE-6, PART-7 and the pool's stop request for thread workers.
+    fn check(&self) -> Result<(), Halt> {
+        if self.worker.stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) {
+            return Err(Halt::Stopped);
+        }
+        // LIVE-6, LIVE-7: a poisoned region is left.
+        let poison = self.region.poison_code();
+        if poison != 0 {
+            return Err(Halt::Failed(Error::from(knit_core::Error::value(
+                ErrorCode::Poisoned,
+                "poison_code",
+                poison.into(),
+                u64::from(self.region.poisoned_by()),
+            ))));
+        }
+        // LIVE-4: the host is gone (or garbage in its entry, a violation).
+        match peer_status(&self.host) {
+            Ok(PeerStatus::Active) => {}
+            Ok(status) => {
+                return Err(Halt::Failed(Error::protocol(ErrorCode::PeerDied, "host", format!("{status:?}"))));
+            }
+            Err(e) => return Err(self.violation(e)),
+        }
+        // The host gave up on this worker (LIVE-2): stop using the entry.
+        if self.me.state().map_err(|e| self.violation(e))? == ParticipantState::Dead {
+            return Err(Halt::Failed(Error::protocol(ErrorCode::SlotTaken, "host marked this worker DEAD", String::new())));
+        }
+        let now = monotonic_ns();
+        if now.saturating_sub(self.last_heartbeat.get()) >= HEARTBEAT_EVERY_NS {
+            self.last_heartbeat.set(now);
+            let _ = self.me.set_heartbeat(now);
+        }
+        Ok(())
+    }
+
+    /// A core error found while reading or writing the rings: a violation poisons the region
+    /// (ERR-2, RING-13) and wakes the host so that it notices (LIVE-6).
+    fn violation(&self, e: knit_core::Error) -> Halt {
+        if e.code.is_violation() && self.region.poison(e.code, Some(self.slot)) {
+            self.host_bell.ring(&Futex);
+        }
+        Halt::Failed(Error::from(e))
+    }
+}
+
+fn error(code: ErrorCode, message: String) -> Reply {
+    Reply::Err { status: code as u32, message }
+}
