@@ -89,20 +89,27 @@ impl<'a> RingRef<'a> {
     /// The current `tail` (Acquire), for inspection tools only: a producer never loads its own
     /// position (RING-7). 0 when the control block is unusable.
     pub fn load_tail(&self) -> u64 {
-        self.control().map_or(0, |ctl| ctl.tail.load(Ordering::Acquire))
+        self.control()
+            .map_or(0, |ctl| ctl.tail.load(Ordering::Acquire))
     }
 
     /// The current `head` (Acquire), for inspection tools only (RING-7). 0 when the control
     /// block is unusable.
     pub fn load_head(&self) -> u64 {
-        self.control().map_or(0, |ctl| ctl.head.load(Ordering::Acquire))
+        self.control()
+            .map_or(0, |ctl| ctl.head.load(Ordering::Acquire))
     }
 
     /// Resolves the position words and checks the geometry once, for an endpoint to keep.
     fn control(&self) -> Result<Control<'a>> {
         let cap = self.capacity();
         if !cap.is_power_of_two() || !(MIN_CODE_CAPACITY..=MAX_CODE_CAPACITY).contains(&cap) {
-            return Err(Error::value(ErrorCode::BadLayout, "ring capacity", cap as u64, MIN_CODE_CAPACITY as u64));
+            return Err(Error::value(
+                ErrorCode::BadLayout,
+                "ring capacity",
+                cap as u64,
+                MIN_CODE_CAPACITY as u64,
+            ));
         }
         if self.ctrl.len() < RING_CTRL_LEN {
             return Err(Error::value(

@@ -38,8 +38,16 @@ impl<'a> SharedMem<'a> {
     /// access or immutability (`&mut [u8]`, `&[u8]`). Other processes and threads may write it
     /// concurrently. `ptr` is aligned to 8 bytes.
     pub unsafe fn new(ptr: NonNull<u8>, len: usize) -> Self {
-        debug_assert_eq!(ptr.as_ptr() as usize % 8, 0, "shared memory must be 8-aligned");
-        SharedMem { ptr, len, _life: PhantomData }
+        debug_assert_eq!(
+            ptr.as_ptr() as usize % 8,
+            0,
+            "shared memory must be 8-aligned"
+        );
+        SharedMem {
+            ptr,
+            len,
+            _life: PhantomData,
+        }
     }
 
     /// Length in bytes.
@@ -60,7 +68,12 @@ impl<'a> SharedMem<'a> {
     fn check(&self, off: usize, len: usize) -> Result<()> {
         match off.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(Error::value(ErrorCode::BadLayout, "shared memory range", off as u64, self.len as u64)),
+            _ => Err(Error::value(
+                ErrorCode::BadLayout,
+                "shared memory range",
+                off as u64,
+                self.len as u64,
+            )),
         }
     }
 
@@ -93,7 +106,9 @@ impl<'a> SharedMem<'a> {
         // SAFETY: the range is inside the view (checked). The source may be written
         // concurrently by a peer; bytes have no invalid values, so a racing write can only
         // make the copy hold a mix of old and new bytes, which callers then validate.
-        unsafe { core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len());
+        }
         Ok(())
     }
 
@@ -104,7 +119,9 @@ impl<'a> SharedMem<'a> {
         self.touch_write(off, src.len());
         // SAFETY: the range is inside the view (checked) and valid for writes (contract of
         // `new`); `src` is private memory and cannot overlap the mapping through a reference.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len());
+        }
         Ok(())
     }
 
@@ -152,7 +169,12 @@ impl<'a> SharedMem<'a> {
     fn check_atomic(&self, off: usize, size: usize) -> Result<()> {
         self.check(off, size)?;
         if (self.ptr.as_ptr() as usize + off) % size != 0 {
-            return Err(Error::value(ErrorCode::BadLayout, "atomic alignment", off as u64, size as u64));
+            return Err(Error::value(
+                ErrorCode::BadLayout,
+                "atomic alignment",
+                off as u64,
+                size as u64,
+            ));
         }
         Ok(())
     }
@@ -209,7 +231,13 @@ impl<'a> SharedMem<'a> {
     fn read_untracked(&self, off: usize, dst: &mut [u8]) {
         if self.check(off, dst.len()).is_ok() {
             // SAFETY: the range is inside the view (checked just above); see `read`.
-            unsafe { core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    self.ptr.as_ptr().add(off),
+                    dst.as_mut_ptr(),
+                    dst.len(),
+                );
+            }
         }
     }
 

@@ -7,12 +7,12 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
+#[cfg(not(loom))]
+pub(crate) use core::hint::spin_loop;
 /// One iteration of a busy wait. Under loom it yields to the model's scheduler, so that a
 /// spinning thread lets the others make progress instead of exhausting the branch budget.
 #[cfg(loom)]
 pub(crate) use loom::hint::spin_loop;
-#[cfg(not(loom))]
-pub(crate) use core::hint::spin_loop;
 
 /// Loom stand-ins for memory that loom cannot see.
 ///
@@ -64,22 +64,38 @@ pub(crate) mod shadow {
 
     /// The loom atomic standing for the `u32` at `addr`; `initial` gives its first value.
     pub(crate) fn atomic_u32(addr: usize, initial: impl FnOnce() -> u32) -> &'static AtomicU32 {
-        with_registry(|r| *r.u32s.entry(addr).or_insert_with(|| Box::leak(Box::new(AtomicU32::new(initial())))))
+        with_registry(|r| {
+            *r.u32s
+                .entry(addr)
+                .or_insert_with(|| Box::leak(Box::new(AtomicU32::new(initial()))))
+        })
     }
 
     /// The loom atomic standing for the `u64` at `addr`; `initial` gives its first value.
     pub(crate) fn atomic_u64(addr: usize, initial: impl FnOnce() -> u64) -> &'static AtomicU64 {
-        with_registry(|r| *r.u64s.entry(addr).or_insert_with(|| Box::leak(Box::new(AtomicU64::new(initial())))))
+        with_registry(|r| {
+            *r.u64s
+                .entry(addr)
+                .or_insert_with(|| Box::leak(Box::new(AtomicU64::new(initial()))))
+        })
     }
 
     fn cell(word: usize) -> &'static UnsafeCell<()> {
-        with_registry(|r| *r.cells.entry(word).or_insert_with(|| Box::leak(Box::new(UnsafeCell::new(())))))
+        with_registry(|r| {
+            *r.cells
+                .entry(word)
+                .or_insert_with(|| Box::leak(Box::new(UnsafeCell::new(()))))
+        })
     }
 
     /// The addresses of the words that `[addr, addr + len)` overlaps.
     fn words(addr: usize, len: usize) -> impl Iterator<Item = usize> {
         let first = addr / WORD;
-        let end = if len == 0 { first } else { (addr + len).div_ceil(WORD) };
+        let end = if len == 0 {
+            first
+        } else {
+            (addr + len).div_ceil(WORD)
+        };
         (first..end).map(|w| w * WORD)
     }
 

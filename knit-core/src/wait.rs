@@ -66,7 +66,12 @@ impl<'a> Doorbell<'a> {
     /// Returns true when `ready()` was seen true before sleeping (no wait was made), false after
     /// a wait, whatever ended it (WAIT-7): the caller re-checks. `ready` is called once, after a
     /// `SeqCst` fence, so its loads may be Acquire (WAIT-2 step 3).
-    pub fn park<P: Parker + ?Sized>(&self, parker: &P, timeout_ns: u64, mut ready: impl FnMut() -> bool) -> bool {
+    pub fn park<P: Parker + ?Sized>(
+        &self,
+        parker: &P,
+        timeout_ns: u64,
+        mut ready: impl FnMut() -> bool,
+    ) -> bool {
         // WAIT-2 step 1: a wake that happens after this load changes `bell_seq`, and the wait
         // below then returns at once (spec §4.3).
         let seen = self.seq.load(Ordering::Acquire);
@@ -99,7 +104,10 @@ pub struct WaitPolicy {
 impl Default for WaitPolicy {
     /// A short spin (a few microseconds on current CPUs), then parks of at most 50 ms.
     fn default() -> Self {
-        WaitPolicy { spin_iterations: 2_000, park_timeout_ns: MAX_PARK_TIMEOUT_NS }
+        WaitPolicy {
+            spin_iterations: 2_000,
+            park_timeout_ns: MAX_PARK_TIMEOUT_NS,
+        }
     }
 }
 
@@ -172,7 +180,11 @@ mod tests {
         let parker = RecordingParker::default();
         assert!(!Doorbell::new(&seq, &sleepers).ring(&parker));
         assert_eq!(parker.wakes.get(), 0);
-        assert_eq!(seq.load(Ordering::Relaxed), 7, "WAIT-5: no increment without sleepers");
+        assert_eq!(
+            seq.load(Ordering::Relaxed),
+            7,
+            "WAIT-5: no increment without sleepers"
+        );
     }
 
     #[test]
@@ -196,7 +208,11 @@ mod tests {
         assert!(ready);
         assert_eq!(announced, Some(1), "WAIT-2: announced before the re-check");
         assert!(parker.waits.take().is_empty());
-        assert_eq!(sleepers.load(Ordering::Relaxed), 0, "WAIT-2 step 5: withdrawn");
+        assert_eq!(
+            sleepers.load(Ordering::Relaxed),
+            0,
+            "WAIT-2 step 5: withdrawn"
+        );
     }
 
     #[test]
@@ -204,7 +220,11 @@ mod tests {
         let (seq, sleepers) = (AtomicU32::new(41), AtomicU32::new(0));
         let parker = RecordingParker::default();
         assert!(!Doorbell::new(&seq, &sleepers).park(&parker, u64::MAX, || false));
-        assert_eq!(parker.waits.take(), [(41, MAX_PARK_TIMEOUT_NS)], "WAIT-2 step 4, WAIT-4");
+        assert_eq!(
+            parker.waits.take(),
+            [(41, MAX_PARK_TIMEOUT_NS)],
+            "WAIT-2 step 4, WAIT-4"
+        );
         assert_eq!(sleepers.load(Ordering::Relaxed), 0);
     }
 
@@ -212,9 +232,21 @@ mod tests {
     fn wait_until_returns_during_spin_without_parking() {
         let (seq, sleepers) = (AtomicU32::new(0), AtomicU32::new(0));
         let parker = RecordingParker::default();
-        let policy = WaitPolicy { spin_iterations: 10, park_timeout_ns: 1 };
+        let policy = WaitPolicy {
+            spin_iterations: 10,
+            park_timeout_ns: 1,
+        };
         let mut checks = 0;
-        let r = wait_until(&Doorbell::new(&seq, &sleepers), &parker, &policy, || { checks += 1; checks == 5 }, || Ok(()));
+        let r = wait_until(
+            &Doorbell::new(&seq, &sleepers),
+            &parker,
+            &policy,
+            || {
+                checks += 1;
+                checks == 5
+            },
+            || Ok(()),
+        );
         assert_eq!(r, Ok(()));
         assert_eq!(checks, 5);
         assert!(parker.waits.take().is_empty());
@@ -224,7 +256,10 @@ mod tests {
     fn wait_until_parks_until_ready() {
         let (seq, sleepers) = (AtomicU32::new(0), AtomicU32::new(0));
         let parker = RecordingParker::default();
-        let policy = WaitPolicy { spin_iterations: 0, park_timeout_ns: 5 };
+        let policy = WaitPolicy {
+            spin_iterations: 0,
+            park_timeout_ns: 5,
+        };
         let mut checks = 0;
         let mut liveness = 0;
         let r = wait_until(
@@ -251,13 +286,26 @@ mod tests {
     fn wait_until_bails_out_with_the_liveness_error() {
         let (seq, sleepers) = (AtomicU32::new(0), AtomicU32::new(0));
         let parker = RecordingParker::default();
-        let policy = WaitPolicy { spin_iterations: 3, park_timeout_ns: MAX_PARK_TIMEOUT_NS };
+        let policy = WaitPolicy {
+            spin_iterations: 3,
+            park_timeout_ns: MAX_PARK_TIMEOUT_NS,
+        };
         let mut liveness = 0;
         let died = Error::new(ErrorCode::PeerDied, "worker 1");
-        let r = wait_until(&Doorbell::new(&seq, &sleepers), &parker, &policy, || false, || {
-            liveness += 1;
-            if liveness == 4 { Err(died) } else { Ok(()) }
-        });
+        let r = wait_until(
+            &Doorbell::new(&seq, &sleepers),
+            &parker,
+            &policy,
+            || false,
+            || {
+                liveness += 1;
+                if liveness == 4 {
+                    Err(died)
+                } else {
+                    Ok(())
+                }
+            },
+        );
         assert_eq!(r, Err(died));
         assert_eq!(parker.waits.take().len(), 3);
         assert_eq!(sleepers.load(Ordering::Relaxed), 0);
@@ -267,16 +315,28 @@ mod tests {
     fn long_spin_checks_liveness_while_spinning() {
         let (seq, sleepers) = (AtomicU32::new(0), AtomicU32::new(0));
         let parker = RecordingParker::default();
-        let policy = WaitPolicy { spin_iterations: u32::MAX, park_timeout_ns: 1 };
+        let policy = WaitPolicy {
+            spin_iterations: u32::MAX,
+            park_timeout_ns: 1,
+        };
         let died = Error::new(ErrorCode::PeerDied, "host");
         let mut liveness = 0;
-        let r = wait_until(&Doorbell::new(&seq, &sleepers), &parker, &policy, || false, || {
-            liveness += 1;
-            Err(died)
-        });
+        let r = wait_until(
+            &Doorbell::new(&seq, &sleepers),
+            &parker,
+            &policy,
+            || false,
+            || {
+                liveness += 1;
+                Err(died)
+            },
+        );
         assert_eq!(r, Err(died));
         assert_eq!(liveness, 1);
-        assert!(parker.waits.take().is_empty(), "failed during the spin, before any park");
+        assert!(
+            parker.waits.take().is_empty(),
+            "failed during the spin, before any park"
+        );
     }
 
     #[test]

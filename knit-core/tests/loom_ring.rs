@@ -58,15 +58,21 @@ impl RingMem {
     fn new(cap: usize) -> Self {
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(Self::layout(cap)) };
-        RingMem { ptr: NonNull::new(raw).expect("allocation"), cap }
+        RingMem {
+            ptr: NonNull::new(raw).expect("allocation"),
+            cap,
+        }
     }
 
     fn ring(&self) -> RingRef<'_> {
         // SAFETY: the allocation is `RING_CTRL_LEN + cap` bytes, 64-aligned, lives as long as
         // `self`, and is never accessed through references.
         let all = unsafe { SharedMem::new(self.ptr, RING_CTRL_LEN + self.cap) };
-        RingRef::new(all.sub(0, RING_CTRL_LEN).expect("ctrl"), all.sub(RING_CTRL_LEN, self.cap).expect("data"))
-            .expect("valid geometry")
+        RingRef::new(
+            all.sub(0, RING_CTRL_LEN).expect("ctrl"),
+            all.sub(RING_CTRL_LEN, self.cap).expect("data"),
+        )
+        .expect("valid geometry")
     }
 
     /// A ring ready for the model: data zeroed and positions reset from the main thread, so
@@ -92,7 +98,11 @@ fn body(i: usize, len: usize) -> Vec<u8> {
 }
 
 fn flags_of(i: usize) -> u16 {
-    if i % 2 == 0 { flags::FIRST } else { flags::LAST }
+    if i % 2 == 0 {
+        flags::FIRST
+    } else {
+        flags::LAST
+    }
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -108,7 +118,10 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 fn produce(ring: RingRef<'_>, lens: &[usize], batch: usize) {
     let mut p = Producer::new(ring);
     for (i, &len) in lens.iter().enumerate() {
-        while !p.try_write(DATA, flags_of(i), &body(i, len)).expect("no violation") {
+        while !p
+            .try_write(DATA, flags_of(i), &body(i, len))
+            .expect("no violation")
+        {
             p.publish();
             thread::yield_now();
         }
@@ -124,22 +137,30 @@ fn consume(ring: RingRef<'_>, lens: &[usize]) {
     let mut c = Consumer::new(ring);
     let mut next = 0;
     while next < lens.len() {
-        match c.peek().expect("no violation") {
-            Some(rec) => {
-                let h = rec.header();
-                assert_eq!((h.rtype, h.flags, h.len as usize), (DATA, flags_of(next), lens[next]), "record {next}");
-                assert_eq!(rec.body(), &body(next, lens[next])[..], "record {next}: torn body");
-                rec.consume();
-                next += 1;
-            }
-            None => {
-                c.publish_head();
-                thread::yield_now();
-            }
+        if let Some(rec) = c.peek().expect("no violation") {
+            let h = rec.header();
+            assert_eq!(
+                (h.rtype, h.flags, h.len as usize),
+                (DATA, flags_of(next), lens[next]),
+                "record {next}"
+            );
+            assert_eq!(
+                rec.body(),
+                &body(next, lens[next])[..],
+                "record {next}: torn body"
+            );
+            rec.consume();
+            next += 1;
+        } else {
+            c.publish_head();
+            thread::yield_now();
         }
     }
     c.publish_head();
-    assert!(c.peek().expect("no violation").is_none(), "no record beyond the last one");
+    assert!(
+        c.peek().expect("no violation").is_none(),
+        "no record beyond the last one"
+    );
 }
 
 /// Runs producer and consumer of `lens` on a `cap`-byte ring; `end` is the final position,
@@ -152,7 +173,11 @@ fn run(cap: usize, lens: &'static [usize], batch: usize, end: u64) {
         let producer = thread::spawn(move || produce(producer_mem.ring(), lens, batch));
         consume(mem.ring(), lens);
         producer.join().expect("producer thread");
-        assert_eq!((mem.ring().load_tail(), mem.ring().load_head()), (end, end), "everything released");
+        assert_eq!(
+            (mem.ring().load_tail(), mem.ring().load_head()),
+            (end, end),
+            "everything released"
+        );
     });
 }
 
@@ -196,9 +221,11 @@ fn loan_commit_and_abandon() {
                         continue;
                     };
                     if i == 1 {
-                        res.body().fill(0xEE);
-                        drop(res); // abandoned: must not be seen
-                        let mut res = p.reserve(8).expect("no violation").expect("space was there");
+                        res.body().fill(0xEE); // then abandoned: must not be seen
+                        let mut res = p
+                            .reserve(8)
+                            .expect("no violation")
+                            .expect("space was there");
                         res.body().copy_from_slice(&body(i, 8));
                         res.commit(DATA, flags_of(i));
                     } else {

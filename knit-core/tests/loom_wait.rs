@@ -16,11 +16,11 @@
 //! by one: it leaves a thread blocked for ever, which loom reports as a deadlock.
 //!
 //! The model catches real bugs. Checked by hand when this file was written (and reverted):
-//! - without the sleeper's SeqCst fence between its announcement and its re-check in
-//!   `Doorbell::park` (announcement `fetch_add` SeqCst or Relaxed alike, since loom treats SeqCst
-//!   accesses as AcqRel), loom reports a deadlock in each of the four tests that ring: the
+//! - without the sleeper's `SeqCst` fence between its announcement and its re-check in
+//!   `Doorbell::park` (announcement `fetch_add` `SeqCst` or Relaxed alike, since loom treats `SeqCst`
+//!   accesses as `AcqRel`), loom reports a deadlock in each of the four tests that ring: the
 //!   re-check misses the condition while the waker misses the announcement;
-//! - without the waker's SeqCst fence in `Doorbell::ring`, loom reports the same deadlocks;
+//! - without the waker's `SeqCst` fence in `Doorbell::ring`, loom reports the same deadlocks;
 //! - with the announcement weakened to Relaxed but the sleeper's fence kept, the model passes,
 //!   as it should: the two fences alone make the Dekker pattern hold;
 //! - with `park` waiting on a freshly loaded `bell_seq` instead of the value loaded before the
@@ -42,7 +42,10 @@ struct FutexModel {
 
 impl FutexModel {
     fn new() -> Self {
-        FutexModel { lock: Mutex::new(()), cond: Condvar::new() }
+        FutexModel {
+            lock: Mutex::new(()),
+            cond: Condvar::new(),
+        }
     }
 }
 
@@ -69,7 +72,11 @@ struct Bell {
 
 impl Bell {
     fn new() -> Self {
-        Bell { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0), parker: FutexModel::new() }
+        Bell {
+            seq: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+            parker: FutexModel::new(),
+        }
     }
 
     fn doorbell(&self) -> Doorbell<'_> {
@@ -78,8 +85,12 @@ impl Bell {
 
     /// Parks until `ready`, with no spin and "infinite" parks (the model ignores timeouts).
     fn wait_for(&self, ready: impl FnMut() -> bool) {
-        let policy = WaitPolicy { spin_iterations: 0, park_timeout_ns: u64::MAX };
-        wait_until(&self.doorbell(), &self.parker, &policy, ready, || Ok(())).expect("never fails here");
+        let policy = WaitPolicy {
+            spin_iterations: 0,
+            park_timeout_ns: u64::MAX,
+        };
+        wait_until(&self.doorbell(), &self.parker, &policy, ready, || Ok(()))
+            .expect("never fails here");
     }
 
     fn ring(&self) {
@@ -108,7 +119,11 @@ fn one_sleeper_is_never_lost() {
         });
         bell.wait_for(|| flag.load(Ordering::Acquire) == 1);
         waker.join().expect("waker thread");
-        assert_eq!(bell.sleepers.load(Ordering::Relaxed), 0, "every announcement withdrawn");
+        assert_eq!(
+            bell.sleepers.load(Ordering::Relaxed),
+            0,
+            "every announcement withdrawn"
+        );
     });
 }
 
@@ -176,13 +191,30 @@ fn peer_death_without_ring_ends_the_wait() {
         let dead = Arc::new(AtomicU32::new(0));
         let peer_dead = Arc::clone(&dead);
         let peer = thread::spawn(move || peer_dead.store(1, Ordering::Release));
-        let policy = WaitPolicy { spin_iterations: 0, park_timeout_ns: u64::MAX };
+        let policy = WaitPolicy {
+            spin_iterations: 0,
+            park_timeout_ns: u64::MAX,
+        };
         let died = Error::new(ErrorCode::PeerDied, "model peer");
-        let r = wait_until(&bell.doorbell(), &TimeoutParker, &policy, || false, || {
-            if dead.load(Ordering::Acquire) == 1 { Err(died) } else { Ok(()) }
-        });
+        let r = wait_until(
+            &bell.doorbell(),
+            &TimeoutParker,
+            &policy,
+            || false,
+            || {
+                if dead.load(Ordering::Acquire) == 1 {
+                    Err(died)
+                } else {
+                    Ok(())
+                }
+            },
+        );
         assert_eq!(r, Err(died));
-        assert_eq!(bell.sleepers.load(Ordering::Relaxed), 0, "announcement withdrawn");
+        assert_eq!(
+            bell.sleepers.load(Ordering::Relaxed),
+            0,
+            "announcement withdrawn"
+        );
         peer.join().expect("peer thread");
     });
 }
@@ -198,17 +230,25 @@ unsafe impl Sync for RingMem {}
 
 impl RingMem {
     fn new(cap: usize) -> Self {
-        RingMem { words: (0..(RING_CTRL_LEN + cap) / 8).map(|_| std::cell::UnsafeCell::new(0)).collect() }
+        RingMem {
+            words: (0..(RING_CTRL_LEN + cap) / 8)
+                .map(|_| std::cell::UnsafeCell::new(0))
+                .collect(),
+        }
     }
 
     fn ring(&self) -> RingRef<'_> {
-        let ptr = std::ptr::NonNull::new(self.words.as_ptr().cast_mut().cast::<u8>()).expect("non-null");
+        let ptr =
+            std::ptr::NonNull::new(self.words.as_ptr().cast_mut().cast::<u8>()).expect("non-null");
         // SAFETY: `words` is `RING_CTRL_LEN + cap` bytes of `UnsafeCell`s (writable through a
         // shared reference), 8-aligned, owned by `self` for the view's lifetime.
         let all = unsafe { SharedMem::new(ptr, self.words.len() * 8) };
         let cap = all.len() - RING_CTRL_LEN;
-        RingRef::new(all.sub(0, RING_CTRL_LEN).expect("ctrl"), all.sub(RING_CTRL_LEN, cap).expect("data"))
-            .expect("valid geometry")
+        RingRef::new(
+            all.sub(0, RING_CTRL_LEN).expect("ctrl"),
+            all.sub(RING_CTRL_LEN, cap).expect("data"),
+        )
+        .expect("valid geometry")
     }
 }
 
@@ -223,7 +263,11 @@ fn producer_and_consumer_park_on_each_other() {
         mem.ring().data.zero(0, 64).expect("in bounds");
         mem.ring().reset();
         let (producer_bell, consumer_bell) = (Arc::new(Bell::new()), Arc::new(Bell::new()));
-        let (pm, pb, cb) = (Arc::clone(&mem), Arc::clone(&producer_bell), Arc::clone(&consumer_bell));
+        let (pm, pb, cb) = (
+            Arc::clone(&mem),
+            Arc::clone(&producer_bell),
+            Arc::clone(&consumer_bell),
+        );
         let producer = thread::spawn(move || {
             let mut p = Producer::new(pm.ring());
             for i in 0..3u8 {

@@ -29,7 +29,13 @@ impl<'a> Consumer<'a> {
     /// A ring whose geometry the ring code cannot use (see [`RingRef::validate`]) gives a
     /// consumer that is already failed with `BAD_LAYOUT`.
     pub fn new(ring: RingRef<'a>) -> Self {
-        Consumer { ring, health: Health::new(&ring), head: 0, published: 0, tail_seen: 0 }
+        Consumer {
+            ring,
+            health: Health::new(&ring),
+            head: 0,
+            published: 0,
+            tail_seen: 0,
+        }
     }
 
     /// The ring this consumer reads.
@@ -57,7 +63,11 @@ impl<'a> Consumer<'a> {
     pub fn peek(&mut self) -> Result<Option<Record<'_, 'a>>> {
         let ctl = self.health.live()?;
         match self.next_record(&ctl) {
-            Ok(Some((header, body))) => Ok(Some(Record { consumer: self, header, body })),
+            Ok(Some((header, body))) => Ok(Some(Record {
+                consumer: self,
+                header,
+                body,
+            })),
             Ok(None) => Ok(None),
             Err(e) => Err(self.fail(e)),
         }
@@ -109,20 +119,38 @@ impl<'a> Consumer<'a> {
             let body = unsafe { ctl.data.borrow(body_off, header.len as usize) }?;
             return Ok(Some((header, body)));
         }
-        Err(Error::new(ErrorCode::BadPadding, "ring: PAD followed by PAD"))
+        Err(Error::new(
+            ErrorCode::BadPadding,
+            "ring: PAD followed by PAD",
+        ))
     }
 
     /// Loads `tail` (Acquire, RING-5) and validates it against the private head (RING-8).
     fn refresh_tail(&mut self, ctl: &Control<'a>) -> Result<()> {
         let tail = ctl.tail.load(Ordering::Acquire);
         if tail % 8 != 0 {
-            return Err(Error::value(ErrorCode::BadPosition, "ring.tail (not a multiple of 8)", tail, tail & !7));
+            return Err(Error::value(
+                ErrorCode::BadPosition,
+                "ring.tail (not a multiple of 8)",
+                tail,
+                tail & !7,
+            ));
         }
         if tail < self.head {
-            return Err(Error::value(ErrorCode::BadPosition, "ring.tail (behind head)", tail, self.head));
+            return Err(Error::value(
+                ErrorCode::BadPosition,
+                "ring.tail (behind head)",
+                tail,
+                self.head,
+            ));
         }
         if tail - self.head > ctl.cap {
-            return Err(Error::value(ErrorCode::BadPosition, "ring.tail (more than cap past head)", tail, self.head + ctl.cap));
+            return Err(Error::value(
+                ErrorCode::BadPosition,
+                "ring.tail (more than cap past head)",
+                tail,
+                self.head + ctl.cap,
+            ));
         }
         self.tail_seen = tail;
         Ok(())
@@ -136,9 +164,17 @@ impl<'a> Consumer<'a> {
         let header = RecordHeader::from_bytes(raw);
         let size = header.size_u64();
         // RING-9: at most cap / 2, at most what is published, never across the end.
-        let bound = ctl.max_record_size().min(self.tail_seen - self.head).min(ctl.cap - offset);
+        let bound = ctl
+            .max_record_size()
+            .min(self.tail_seen - self.head)
+            .min(ctl.cap - offset);
         if size > bound {
-            return Err(Error::value(ErrorCode::BadRecordLength, "record.len (record size)", size, bound));
+            return Err(Error::value(
+                ErrorCode::BadRecordLength,
+                "record.len (record size)",
+                size,
+                bound,
+            ));
         }
         // RING-17: type 0 is never valid, whatever the flags.
         if header.rtype == 0 {
@@ -152,10 +188,20 @@ impl<'a> Consumer<'a> {
         let size = header.size_u64();
         let to_end = ctl.cap - offset;
         if size != to_end {
-            return Err(Error::value(ErrorCode::BadPadding, "PAD record size (must reach the end)", size, to_end));
+            return Err(Error::value(
+                ErrorCode::BadPadding,
+                "PAD record size (must reach the end)",
+                size,
+                to_end,
+            ));
         }
         if header.flags != 0 {
-            return Err(Error::value(ErrorCode::BadPadding, "PAD record flags", u64::from(header.flags), 0));
+            return Err(Error::value(
+                ErrorCode::BadPadding,
+                "PAD record flags",
+                u64::from(header.flags),
+                0,
+            ));
         }
         Ok(())
     }

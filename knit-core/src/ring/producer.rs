@@ -28,7 +28,13 @@ impl<'a> Producer<'a> {
     /// A ring whose geometry the ring code cannot use (see [`RingRef::validate`]) gives a
     /// producer that is already failed with `BAD_LAYOUT`.
     pub fn new(ring: RingRef<'a>) -> Self {
-        Producer { ring, health: Health::new(&ring), tail: 0, published: 0, head_seen: 0 }
+        Producer {
+            ring,
+            health: Health::new(&ring),
+            tail: 0,
+            published: 0,
+            head_seen: 0,
+        }
     }
 
     /// The ring this producer writes.
@@ -70,7 +76,13 @@ impl<'a> Producer<'a> {
             Ok(body) => body,
             Err(e) => return Err(self.fail(e)),
         };
-        Ok(Some(Reservation { producer: self, ctl, pad: plan.pad, record_pos: plan.record_pos, body }))
+        Ok(Some(Reservation {
+            producer: self,
+            ctl,
+            pad: plan.pad,
+            record_pos: plan.record_pos,
+            body,
+        }))
     }
 
     /// Reserves, copies `body`, and commits a record (not published). `Ok(false)` when there
@@ -120,7 +132,12 @@ impl<'a> Producer<'a> {
     fn plan(&mut self, ctl: &Control<'a>, body_len: usize) -> Result<Option<Plan>> {
         let max = self.ring.max_body_len();
         if body_len > max {
-            return Err(Error::value(ErrorCode::InvalidArgument, "record body length", body_len as u64, max as u64));
+            return Err(Error::value(
+                ErrorCode::InvalidArgument,
+                "record body length",
+                body_len as u64,
+                max as u64,
+            ));
         }
         let size = record_size(body_len as u64);
         let to_end = ctl.cap - ctl.offset(self.tail);
@@ -136,7 +153,10 @@ impl<'a> Producer<'a> {
                 return Ok(None);
             }
         }
-        Ok(Some(Plan { pad, record_pos: self.tail + pad }))
+        Ok(Some(Plan {
+            pad,
+            record_pos: self.tail + pad,
+        }))
     }
 
     /// Bytes between the last head seen and the private tail; at most `cap` by construction.
@@ -150,13 +170,28 @@ impl<'a> Producer<'a> {
         // RING-8: a multiple of 8, never behind the last head seen, and never past the last
         // tail published: a consumer cannot release bytes it was never shown.
         if head % 8 != 0 {
-            return Err(Error::value(ErrorCode::BadPosition, "ring.head (not a multiple of 8)", head, head & !7));
+            return Err(Error::value(
+                ErrorCode::BadPosition,
+                "ring.head (not a multiple of 8)",
+                head,
+                head & !7,
+            ));
         }
         if head < self.head_seen {
-            return Err(Error::value(ErrorCode::BadPosition, "ring.head (went backwards)", head, self.head_seen));
+            return Err(Error::value(
+                ErrorCode::BadPosition,
+                "ring.head (went backwards)",
+                head,
+                self.head_seen,
+            ));
         }
         if head > self.published {
-            return Err(Error::value(ErrorCode::BadPosition, "ring.head (past the published tail)", head, self.published));
+            return Err(Error::value(
+                ErrorCode::BadPosition,
+                "ring.head (past the published tail)",
+                head,
+                self.published,
+            ));
         }
         self.head_seen = head;
         Ok(())
@@ -182,7 +217,12 @@ struct Plan {
 /// only the ring writes, RING-2), and only flags this version defines (CONV-4).
 fn check_header_args(rtype: u16, flags: u16) -> Result<()> {
     if rtype == 0 || rtype == TYPE_PAD {
-        return Err(Error::value(ErrorCode::InvalidArgument, "record type (0 and PAD are reserved)", u64::from(rtype), 0));
+        return Err(Error::value(
+            ErrorCode::InvalidArgument,
+            "record type (0 and PAD are reserved)",
+            u64::from(rtype),
+            0,
+        ));
     }
     if flags & !flags::DEFINED != 0 {
         return Err(Error::value(
@@ -234,7 +274,12 @@ impl Reservation<'_, '_> {
     /// the arguments refused by [`Reservation::commit`].
     pub fn commit_len(self, rtype: u16, flags: u16, len: usize) {
         if len > self.body.len() {
-            let e = Error::value(ErrorCode::InvalidArgument, "committed length", len as u64, self.body.len() as u64);
+            let e = Error::value(
+                ErrorCode::InvalidArgument,
+                "committed length",
+                len as u64,
+                self.body.len() as u64,
+            );
             self.producer.fail(e);
             return;
         }
@@ -242,12 +287,29 @@ impl Reservation<'_, '_> {
     }
 
     fn finish(self, rtype: u16, flags: u16, len: usize) {
-        let Reservation { producer, ctl, pad, record_pos, body } = self;
+        let Reservation {
+            producer,
+            ctl,
+            pad,
+            record_pos,
+            body,
+        } = self;
         if let Err(e) = check_header_args(rtype, flags) {
             producer.fail(e);
             return;
         }
-        match write_record(&ctl, producer.tail, pad, record_pos, body, RecordHeader { len: len as u32, rtype, flags }) {
+        match write_record(
+            &ctl,
+            producer.tail,
+            pad,
+            record_pos,
+            body,
+            RecordHeader {
+                len: len as u32,
+                rtype,
+                flags,
+            },
+        ) {
             Ok(end) => producer.tail = end,
             Err(e) => {
                 producer.fail(e);
@@ -269,8 +331,13 @@ fn write_record(
     if pad > 0 {
         // RING-2: the PAD covers exactly the bytes to the end; its flags are 0 (RING-10).
         // `pad` < cap / 2, so its length fits the `u32` field.
-        let pad_header = RecordHeader { len: (pad - RECORD_HEADER_LEN as u64) as u32, rtype: TYPE_PAD, flags: 0 };
-        ctl.data.write(ctl.offset(tail) as usize, &pad_header.to_bytes())?;
+        let pad_header = RecordHeader {
+            len: (pad - RECORD_HEADER_LEN as u64) as u32,
+            rtype: TYPE_PAD,
+            flags: 0,
+        };
+        ctl.data
+            .write(ctl.offset(tail) as usize, &pad_header.to_bytes())?;
     }
     let len = header.len as usize;
     let padded = len.next_multiple_of(8);

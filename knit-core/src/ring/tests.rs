@@ -21,13 +21,23 @@ impl TestRing {
         let mut data = vec![0u64; cap.div_ceil(8).max(1)];
         let ctrl_ptr = NonNull::new(ctrl.as_mut_ptr().cast::<u8>()).expect("vec pointer");
         let data_ptr = NonNull::new(data.as_mut_ptr().cast::<u8>()).expect("vec pointer");
-        TestRing { ctrl: ctrl_ptr, data: data_ptr, cap, _words: (ctrl, data) }
+        TestRing {
+            ctrl: ctrl_ptr,
+            data: data_ptr,
+            cap,
+            _words: (ctrl, data),
+        }
     }
 
     fn ring(&self) -> RingRef<'_> {
         // SAFETY: both buffers are owned by `self`, 8-aligned (u64 vectors), at least as long
         // as given, live as long as the returned view, and are only accessed through views.
-        unsafe { RingRef { ctrl: SharedMem::new(self.ctrl, RING_CTRL_LEN), data: SharedMem::new(self.data, self.cap) } }
+        unsafe {
+            RingRef {
+                ctrl: SharedMem::new(self.ctrl, RING_CTRL_LEN),
+                data: SharedMem::new(self.data, self.cap),
+            }
+        }
     }
 
     fn header_at(&self, offset: usize) -> RecordHeader {
@@ -43,14 +53,25 @@ fn body_of(n: usize, seed: u8) -> Vec<u8> {
 
 #[test]
 fn header_round_trips_little_endian() {
-    let h = RecordHeader { len: 0x0403_0201, rtype: 0x0605, flags: 0x0807 };
+    let h = RecordHeader {
+        len: 0x0403_0201,
+        rtype: 0x0605,
+        flags: 0x0807,
+    };
     assert_eq!(h.to_bytes(), [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(RecordHeader::from_bytes(h.to_bytes()), h);
 }
 
 #[test]
 fn record_size_is_header_plus_aligned_body() {
-    let size = |len| RecordHeader { len, rtype: 2, flags: 0 }.size();
+    let size = |len| {
+        RecordHeader {
+            len,
+            rtype: 2,
+            flags: 0,
+        }
+        .size()
+    };
     assert_eq!(size(0), 8);
     assert_eq!(size(1), 16);
     assert_eq!(size(8), 16);
@@ -61,13 +82,25 @@ fn record_size_is_header_plus_aligned_body() {
 #[test]
 fn geometry_is_checked() {
     let r = TestRing::new(24);
-    assert_eq!(r.ring().validate().map_err(|e| e.code), Err(ErrorCode::BadLayout));
+    assert_eq!(
+        r.ring().validate().map_err(|e| e.code),
+        Err(ErrorCode::BadLayout)
+    );
     let mut p = Producer::new(r.ring());
-    assert_eq!(p.try_write(2, 0, &[]).map_err(|e| e.code), Err(ErrorCode::BadLayout));
+    assert_eq!(
+        p.try_write(2, 0, &[]).map_err(|e| e.code),
+        Err(ErrorCode::BadLayout)
+    );
     let mut c = Consumer::new(r.ring());
-    assert_eq!(c.peek().map(|r| r.is_some()).map_err(|e| e.code), Err(ErrorCode::BadLayout));
+    assert_eq!(
+        c.peek().map(|r| r.is_some()).map_err(|e| e.code),
+        Err(ErrorCode::BadLayout)
+    );
     let r = TestRing::new(8);
-    assert_eq!(r.ring().validate().map_err(|e| e.code), Err(ErrorCode::BadLayout));
+    assert_eq!(
+        r.ring().validate().map_err(|e| e.code),
+        Err(ErrorCode::BadLayout)
+    );
     let r = TestRing::new(16);
     assert_eq!(r.ring().validate(), Ok(()));
     assert_eq!(r.ring().max_body_len(), 0);
@@ -79,18 +112,35 @@ fn one_record_round_trip_in_place() {
     let r = TestRing::new(4096);
     let (mut p, mut c) = (Producer::new(r.ring()), Consumer::new(r.ring()));
     let body = body_of(13, 1);
-    assert_eq!(p.try_write(0x10, flags::FIRST | flags::LAST, &body), Ok(true));
-    assert!(c.peek().expect("valid").is_none(), "RING-3: invisible before publish");
+    assert_eq!(
+        p.try_write(0x10, flags::FIRST | flags::LAST, &body),
+        Ok(true)
+    );
+    assert!(
+        c.peek().expect("valid").is_none(),
+        "RING-3: invisible before publish"
+    );
     assert!(p.publish());
     assert!(!p.publish(), "nothing new to publish");
     assert_eq!(r.ring().load_tail(), 24);
     let rec = c.peek().expect("valid").expect("one record");
-    assert_eq!(rec.header(), RecordHeader { len: 13, rtype: 0x10, flags: flags::FIRST | flags::LAST });
+    assert_eq!(
+        rec.header(),
+        RecordHeader {
+            len: 13,
+            rtype: 0x10,
+            flags: flags::FIRST | flags::LAST
+        }
+    );
     assert_eq!(rec.body(), &body[..]);
     rec.consume();
     assert_eq!(c.head(), 24);
     assert!(c.peek().expect("valid").is_none());
-    assert_eq!(r.ring().load_head(), 0, "RING-6: not released before publish_head");
+    assert_eq!(
+        r.ring().load_head(),
+        0,
+        "RING-6: not released before publish_head"
+    );
     assert!(c.publish_head());
     assert!(!c.publish_head());
     assert_eq!(r.ring().load_head(), 24);
@@ -107,10 +157,17 @@ fn body_padding_is_zeroed() {
     assert_eq!(p.tail(), 16, "the unused reserved bytes are returned");
     let mut bytes = [0u8; 16];
     r.ring().data.read(0, &mut bytes).expect("in bounds");
-    assert_eq!(bytes, [5, 0, 0, 0, 0x30, 0, 0, 0, 0x11, 0x11, 0x11, 0x11, 0x11, 0, 0, 0]);
+    assert_eq!(
+        bytes,
+        [5, 0, 0, 0, 0x30, 0, 0, 0, 0x11, 0x11, 0x11, 0x11, 0x11, 0, 0, 0]
+    );
     let mut rest = [0u8; 8];
     r.ring().data.read(24, &mut rest).expect("in bounds");
-    assert_eq!(rest, [0x11, 0x11, 0x11, 0x11, 0xAA, 0xAA, 0xAA, 0xAA], "nothing written past the loan");
+    assert_eq!(
+        rest,
+        [0x11, 0x11, 0x11, 0x11, 0xAA, 0xAA, 0xAA, 0xAA],
+        "nothing written past the loan"
+    );
 }
 
 #[test]
@@ -118,7 +175,10 @@ fn batching_publishes_several_records_with_one_store() {
     let r = TestRing::new(4096);
     let (mut p, mut c) = (Producer::new(r.ring()), Consumer::new(r.ring()));
     for i in 0..3u8 {
-        assert_eq!(p.try_write(0x30, 0, &body_of(usize::from(i) * 3, i)), Ok(true));
+        assert_eq!(
+            p.try_write(0x30, 0, &body_of(usize::from(i) * 3, i)),
+            Ok(true)
+        );
     }
     assert!(p.publish());
     for i in 0..3u8 {
@@ -162,7 +222,15 @@ fn wrap_writes_pad_that_consumer_skips() {
     c.publish_head();
     assert_eq!(p.try_write(0x30, 0, &body_of(16, 9)), Ok(true));
     assert_eq!(p.tail(), 64 + 24);
-    assert_eq!(r.header_at(48), RecordHeader { len: 8, rtype: TYPE_PAD, flags: 0 }, "RING-2");
+    assert_eq!(
+        r.header_at(48),
+        RecordHeader {
+            len: 8,
+            rtype: TYPE_PAD,
+            flags: 0
+        },
+        "RING-2"
+    );
     p.publish();
     let rec = c.peek().expect("valid").expect("record after PAD");
     assert_eq!(rec.body(), &body_of(16, 9)[..]);
@@ -191,11 +259,19 @@ fn full_ring_reports_no_space_until_head_moves() {
     let (mut p, mut c) = (Producer::new(r.ring()), Consumer::new(r.ring()));
     assert_eq!(p.try_write(0x30, 0, &body_of(24, 0)), Ok(true));
     assert_eq!(p.try_write(0x30, 0, &body_of(24, 1)), Ok(true));
-    assert_eq!(p.try_write(0x30, 0, &[]), Ok(false), "RING-4: 64 bytes in flight");
+    assert_eq!(
+        p.try_write(0x30, 0, &[]),
+        Ok(false),
+        "RING-4: 64 bytes in flight"
+    );
     assert_eq!(p.free_space(), Ok(0));
     p.publish();
     c.peek().expect("valid").expect("record").consume();
-    assert_eq!(p.try_write(0x30, 0, &[]), Ok(false), "consumed but not released");
+    assert_eq!(
+        p.try_write(0x30, 0, &[]),
+        Ok(false),
+        "consumed but not released"
+    );
     c.publish_head();
     assert_eq!(p.free_space(), Ok(32));
     assert_eq!(p.try_write(0x30, 0, &body_of(24, 2)), Ok(true));
@@ -213,7 +289,11 @@ fn largest_record_fits_whatever_the_offset() {
             c.publish_head();
         }
         let max = r.ring().max_body_len();
-        assert_eq!(p.try_write(0x30, 0, &body_of(max, 3)), Ok(true), "RING-1 at offset {start}");
+        assert_eq!(
+            p.try_write(0x30, 0, &body_of(max, 3)),
+            Ok(true),
+            "RING-1 at offset {start}"
+        );
         p.publish();
         let rec = c.peek().expect("valid").expect("max record");
         assert_eq!(rec.body(), &body_of(max, 3)[..]);
@@ -225,8 +305,14 @@ fn oversized_body_fails_the_producer_for_good() {
     let r = TestRing::new(4096);
     let mut p = Producer::new(r.ring());
     let max = r.ring().max_body_len();
-    let err = p.reserve(max + 1).map(|o| o.is_some()).expect_err("too large");
-    assert_eq!((err.code, err.found, err.expected), (ErrorCode::InvalidArgument, max as u64 + 1, max as u64));
+    let err = p
+        .reserve(max + 1)
+        .map(|o| o.is_some())
+        .expect_err("too large");
+    assert_eq!(
+        (err.code, err.found, err.expected),
+        (ErrorCode::InvalidArgument, max as u64 + 1, max as u64)
+    );
     assert_eq!(p.try_write(0x30, 0, &[]), Err(err), "sticky");
     assert_eq!(p.failure(), Some(err));
     assert!(!p.publish());
@@ -249,22 +335,49 @@ fn producer_refuses_type_zero_pad_and_reserved_flags() {
 fn commit_with_bad_arguments_fails_the_producer() {
     let r = TestRing::new(4096);
     let mut p = Producer::new(r.ring());
-    p.reserve(8).expect("valid").expect("space").commit_len(0x30, 0, 9);
-    assert_eq!(p.failure().map(|e| e.code), Some(ErrorCode::InvalidArgument));
+    p.reserve(8)
+        .expect("valid")
+        .expect("space")
+        .commit_len(0x30, 0, 9);
+    assert_eq!(
+        p.failure().map(|e| e.code),
+        Some(ErrorCode::InvalidArgument)
+    );
     let r = TestRing::new(4096);
     let mut p = Producer::new(r.ring());
     p.reserve(8).expect("valid").expect("space").commit(0, 0);
-    assert_eq!(p.reserve(0).map(|o| o.is_some()).map_err(|e| e.code), Err(ErrorCode::InvalidArgument));
+    assert_eq!(
+        p.reserve(0).map(|o| o.is_some()).map_err(|e| e.code),
+        Err(ErrorCode::InvalidArgument)
+    );
     assert_eq!(p.tail(), 0);
 }
 
 #[test]
 fn reserved_flags_are_ignored_by_the_consumer() {
     let r = TestRing::new(4096);
-    r.ring().data.write(0, &RecordHeader { len: 0, rtype: 0x30, flags: 0x7F00 }.to_bytes()).expect("in bounds");
-    r.ring().ctrl.atomic_u64(TAIL_OFFSET).expect("aligned").store(8, core::sync::atomic::Ordering::Release);
+    r.ring()
+        .data
+        .write(
+            0,
+            &RecordHeader {
+                len: 0,
+                rtype: 0x30,
+                flags: 0x7F00,
+            }
+            .to_bytes(),
+        )
+        .expect("in bounds");
+    r.ring()
+        .ctrl
+        .atomic_u64(TAIL_OFFSET)
+        .expect("aligned")
+        .store(8, core::sync::atomic::Ordering::Release);
     let mut c = Consumer::new(r.ring());
-    assert_eq!(c.peek().expect("CONV-4").expect("record").header().flags, 0x7F00);
+    assert_eq!(
+        c.peek().expect("CONV-4").expect("record").header().flags,
+        0x7F00
+    );
 }
 
 #[test]
@@ -273,7 +386,11 @@ fn reset_zeroes_both_positions() {
     let mut p = Producer::new(r.ring());
     assert_eq!(p.try_write(0x30, 0, b"x"), Ok(true));
     p.publish();
-    r.ring().ctrl.atomic_u64(HEAD_OFFSET).expect("aligned").store(16, core::sync::atomic::Ordering::Release);
+    r.ring()
+        .ctrl
+        .atomic_u64(HEAD_OFFSET)
+        .expect("aligned")
+        .store(16, core::sync::atomic::Ordering::Release);
     r.ring().reset();
     assert_eq!((r.ring().load_tail(), r.ring().load_head()), (0, 0));
 }
