@@ -153,12 +153,22 @@ pub struct Error {
 impl Error {
     /// An error with a code and a subject but no numbers.
     pub const fn new(code: ErrorCode, what: &'static str) -> Self {
-        Error { code, what, found: 0, expected: 0 }
+        Error {
+            code,
+            what,
+            found: 0,
+            expected: 0,
+        }
     }
 
     /// An error naming the value found and the bound or expected value.
     pub const fn value(code: ErrorCode, what: &'static str, found: u64, expected: u64) -> Self {
-        Error { code, what, found, expected }
+        Error {
+            code,
+            what,
+            found,
+            expected,
+        }
     }
 }
 
@@ -166,7 +176,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code.name(), self.what)?;
         if self.found != 0 || self.expected != 0 {
-            write!(f, " (found {:#x}, expected {:#x})", self.found, self.expected)?;
+            write!(
+                f,
+                " (found {:#x}, expected {:#x})",
+                self.found, self.expected
+            )?;
         }
         Ok(())
     }
@@ -192,7 +206,11 @@ mod tests {
     #[test]
     fn violations_are_exactly_the_2xx_codes() {
         for &code in ErrorCode::ALL {
-            assert_eq!(code.is_violation(), (200..300).contains(&(code as u32)), "{code}");
+            assert_eq!(
+                code.is_violation(),
+                (200..300).contains(&(code as u32)),
+                "{code}"
+            );
         }
     }
 
