@@ -11,6 +11,7 @@
 //! (`/dev/shm`, `memfd_create`, `FUTEX_WAIT`, `/proc/<pid>/stat`).
 
 pub mod attach;
+pub mod call;
 pub mod clock;
 pub mod error;
 pub mod futex;
@@ -18,6 +19,7 @@ pub mod handler;
 pub mod identity;
 pub mod liveness;
 pub mod name;
+pub mod pool;
 pub mod random;
 pub mod region_dir;
 pub mod region_handle;
@@ -37,3 +39,5 @@ pub use handler::{HandlerError, HandlerResult, Handlers, Request};
 pub use region_handle::RegionHandle;
 pub use serve::{Context, ServeOutcome, Worker};
 pub use spin::SpinPolicy;
+pub use call::{CallError, CallOptions, CallResult, Payload, Response};
+pub use pool::{block_on, Backpressure, CallFuture, Pool, PoolBuilder, WorkerInfo};

@@ -1,0 +1,477 @@
+//! The host side: a [`Pool`] of workers (threads or processes) behind one region, with
+//! blocking and async calls, least-outstanding dispatch, deadlines, cancellation, liveness and
+//! restart.
+//!
+//! ```no_run
+//! use knit::{Handlers, Pool};
+//! let handlers = Handlers::new().handle("hello", |_ctx, req| Ok(format!("Hello, {}", req.text()?).into_bytes()));
+//! let pool = Pool::builder().workers(2).threads(handlers).build()?;
+//! let answer = pool.call("hello", "World!")?;
+//! assert_eq!(answer.text(), Some("Hello, World!"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod builder;
+mod future;
+mod inner;
+mod monitor;
+mod reactor;
+mod slot;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use knit_core::ErrorCode;
+
+pub use builder::{Backpressure, PoolBuilder};
+pub use future::CallFuture;
+
+use self::builder::Config;
+use self::inner::{lock, HostState, Inner, Runner, Signal, WorkerSlot, DEAD, READY, STARTING};
+use self::slot::CallSlot;
+use crate::call::{CallError, CallOptions, CallResult, Payload};
+use crate::clock::monotonic_ns;
+use crate::error::{Error, Result};
+use crate::futex::Futex;
+use crate::region_handle::RegionHandle;
+use crate::spin::{deadline_after, wait, SpinPolicy, Stop};
+
+/// A host: one region, one mailbox per worker. `Send + Sync`; share it with an `Arc`.
+/// Dropping it shuts it down ([`Pool::shutdown`]).
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("region", &self.inner.region.name())
+            .field("workers", &self.inner.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of one worker, for monitoring and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Participant index (mailbox `index - 1`).
+    pub index: u32,
+    /// Ready for calls (HELLO received for the current epoch, MBX-2).
+    pub ready: bool,
+    /// Declared dead and not (yet) restarted.
+    pub dead: bool,
+    /// Calls outstanding on it.
+    pub outstanding: usize,
+    /// Times it was started (1 + restarts).
+    pub starts: u64,
+    /// The process id of a process worker.
+    pub pid: Option<u32>,
+}
+
+impl Pool {
+    /// A builder with one worker and default policies.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    fn start(config: Config) -> Result<Pool> {
+        let handle = RegionHandle::create(&config.params)?;
+        match Self::assemble(config, &handle) {
+            Ok(pool) => pool.await_ready().map(|()| pool),
+            Err(e) => {
+                let _ = handle.unlink();
+                Err(e)
+            }
+        }
+    }
+
+    fn assemble(config: Config, handle: &RegionHandle) -> Result<Pool> {
+        // SAFETY: every view derived from `region` is stored in `Inner`, whose last field is a
+        // clone of `handle`: the views are dropped before it (field order) and are handed out
+        // only as borrows of `Inner`.
+        let region = unsafe { handle.region_unbounded() };
+        let mut workers = Vec::new();
+        for index in 1..=config.workers {
+            let participant = region.participant(index)?;
+            workers.push(WorkerSlot {
+                index,
+                state: Mutex::new(HostState { mailbox: None, pending: HashMap::new() }),
+                phase: AtomicU8::new(STARTING),
+                outstanding: AtomicUsize::new(0),
+                table: Mutex::new(None),
+                participant,
+                bell: participant.doorbell()?,
+                mailbox: region.mailbox(index - 1)?,
+                runner: Mutex::new(Runner::None),
+                started_ns: AtomicU64::new(monotonic_ns()),
+                restart_after_ns: AtomicU64::new(0),
+                failure: Mutex::new(None),
+                restarts: AtomicU64::new(0),
+            });
+        }
+        let inner = Arc::new(Inner {
+            workers,
+            host_bell: region.participant(0)?.doorbell()?,
+            region_view: region,
+            config,
+            closing: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
+            async_outstanding: AtomicUsize::new(0),
+            monitor_signal: Signal::default(),
+            reactor_signal: Signal::default(),
+            monitor: Mutex::new(None),
+            reactor: Mutex::new(None),
+            region: handle.clone(),
+        });
+        let me = Arc::clone(&inner);
+        let monitor = std::thread::Builder::new()
+            .name("knit-monitor".to_owned())
+            .spawn(move || monitor::run(&me))
+            .map_err(|e| Error::os("spawn", "knit-monitor thread", e))?;
+        *lock(&inner.monitor) = Some(monitor);
+        Ok(Pool { inner })
+    }
+
+    /// Waits until every worker sent its HELLO, for at most the start timeout.
+    fn await_ready(&self) -> Result<()> {
+        let inner = &self.inner;
+        let deadline = deadline_after(Some(inner.config.start_timeout));
+        let ready = || {
+            inner.workers.iter().all(|w| {
+                if w.phase() == STARTING {
+                    inner.pump(w);
+                }
+                w.phase() == READY
+            })
+        };
+        let check = || match inner.workers.iter().find(|w| w.phase() == DEAD) {
+            Some(w) => Err(monitor::start_error(inner, w)),
+            None => Ok(()),
+        };
+        let outcome = wait(&inner.host_bell, SpinPolicy::NoSpin, deadline, ready, check);
+        let failure = match outcome {
+            Ok(()) => return Ok(()),
+            Err(Stop::Failed(e)) => Error::protocol(ErrorCode::PeerDied, "worker failed at start", e.message),
+            Err(Stop::Deadline) => {
+                let late: Vec<String> = inner.workers.iter().filter(|w| w.phase() != READY).map(|w| w.index.to_string()).collect();
+                Error::protocol(
+                    ErrorCode::TimedOut,
+                    "workers did not say HELLO in time",
+                    format!(
+                        "worker(s) {} ({}) within {:?}",
+                        late.join(", "),
+                        inner.config.kind.describe(),
+                        inner.config.start_timeout
+                    ),
+                )
+            }
+        };
+        self.shutdown();
+        Err(failure)
+    }
+
+    /// The region's name (`knit-` and 32 hex digits, MAP-2).
+    pub fn region_name(&self) -> Option<&str> {
+        self.inner.region.name().map(crate::name::RegionName::as_str)
+    }
+
+    /// The pool's region.
+    pub fn region(&self) -> &RegionHandle {
+        &self.inner.region
+    }
+
+    /// A snapshot of every worker.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        self.inner
+            .workers
+            .iter()
+            .map(|w| WorkerInfo {
+                index: w.index,
+                ready: w.phase() == READY,
+                dead: w.phase() == DEAD,
+                outstanding: w.outstanding.load(Ordering::Acquire),
+                starts: w.restarts.load(Ordering::Acquire),
+                pid: match &*lock(&w.runner) {
+                    Runner::Process(child) => Some(child.id()),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    /// Calls function `name` with `payload` and waits for the result.
+    pub fn call<'p>(&self, name: &str, payload: impl Into<Payload<'p>>) -> CallResult {
+        self.call_with_options(name, payload, CallOptions::default())
+    }
+
+    /// Calls function `name` with per-call options (deadline, content type).
+    pub fn call_with_options<'p>(&self, name: &str, payload: impl Into<Payload<'p>>, options: CallOptions) -> CallResult {
+        let payload = with_content_type(payload.into(), options);
+        let deadline_ns = self.deadline(options);
+        let (worker, function_id) = self.pick(name, deadline_ns)?;
+        let w = self.worker(worker)?;
+        let slot = Arc::new(CallSlot::new());
+        let id = self.inner.send(w, function_id, &payload, deadline_ns, &slot, false)?;
+        self.inner.wait_response(w, id, &slot, deadline_ns)
+    }
+
+    /// Starts a call and returns its future at once (the request is sent before this returns;
+    /// with [`Backpressure::Wait`] a full ring makes this wait for room).
+    pub fn call_async<'p>(&self, name: &str, payload: impl Into<Payload<'p>>) -> CallFuture {
+        self.call_async_with_options(name, payload, CallOptions::default())
+    }
+
+    /// [`Pool::call_async`] with per-call options.
+    pub fn call_async_with_options<'p>(&self, name: &str, payload: impl Into<Payload<'p>>, options: CallOptions) -> CallFuture {
+        let payload = with_content_type(payload.into(), options);
+        let deadline_ns = self.deadline(options);
+        let sent = self.pick(name, deadline_ns).and_then(|(worker, function_id)| {
+            let w = self.worker(worker)?;
+            let slot = Arc::new(CallSlot::new());
+            reactor::ensure_started(&self.inner);
+            let id = self.inner.send(w, function_id, &payload, deadline_ns, &slot, true)?;
+            Ok((worker, id, slot))
+        });
+        match sent {
+            Ok((worker, id, slot)) => {
+                self.inner.reactor_signal.notify();
+                CallFuture::in_flight(Arc::clone(&self.inner), worker, id, slot)
+            }
+            Err(e) => CallFuture::failed(e),
+        }
+    }
+
+    /// Calls `name` with a request of `len` bytes that `fill` writes straight into the request
+    /// ring (loan, spec/03 §3.3: no copy). `len` must fit one record (about half the request
+    /// ring); `INVALID_ARGUMENT` otherwise.
+    pub fn call_loan(&self, name: &str, len: usize, content_type: u32, fill: impl FnOnce(&mut [u8])) -> CallResult {
+        let options = CallOptions::default();
+        let deadline_ns = self.deadline(options);
+        let (worker, function_id) = self.pick(name, deadline_ns)?;
+        let w = self.worker(worker)?;
+        let slot = Arc::new(CallSlot::new());
+        let id = self.inner.send_loan(w, function_id, len, content_type, deadline_ns, &slot, fill)?;
+        self.inner.wait_response(w, id, &slot, deadline_ns)
+    }
+
+    fn deadline(&self, options: CallOptions) -> u64 {
+        deadline_after(options.deadline.or(self.inner.config.default_deadline))
+    }
+
+    fn worker(&self, index: usize) -> Result<&WorkerSlot, CallError> {
+        self.inner.workers.get(index).ok_or_else(|| CallError::new(ErrorCode::InvalidArgument, "worker index"))
+    }
+
+    /// Dispatch: the ready worker with the fewest outstanding calls that has `name` (FN-2).
+    /// While no worker is ready but some are starting (restart, LIVE-5), waits for one.
+    fn pick(&self, name: &str, deadline_ns: u64) -> Result<(usize, u32), CallError> {
+        let inner = &self.inner;
+        loop {
+            inner.check_open()?;
+            let mut best: Option<(usize, u32, usize)> = None;
+            let (mut any_ready, mut any_starting) = (false, false);
+            for (i, w) in inner.workers.iter().enumerate() {
+                match w.phase() {
+                    READY => {
+                        any_ready = true;
+                        if let Some(fid) = w.lookup(name) {
+                            let load = w.outstanding.load(Ordering::Acquire);
+                            if best.is_none_or(|(_, _, b)| load < b) {
+                                best = Some((i, fid, load));
+                            }
+                        }
+                    }
+                    STARTING => any_starting = true,
+                    _ => any_starting |= inner.config.restart,
+                }
+            }
+            if let Some((i, fid, _)) = best {
+                return Ok((i, fid));
+            }
+            if any_ready && !any_starting {
+                // FN-2: refused locally, nothing sent.
+                return Err(CallError::new(ErrorCode::UnknownFunction, format!("no worker has a function named `{name}`")));
+            }
+            if !any_starting {
+                let why = inner.workers.first().map(|w| inner.unavailable(w).message).unwrap_or_default();
+                return Err(CallError::new(ErrorCode::PeerDied, format!("no live worker ({why})")));
+            }
+            // Wait for a (re)started worker's HELLO, at most the start timeout.
+            let limit = deadline_after(Some(inner.config.start_timeout));
+            let until = if deadline_ns == 0 { limit } else { deadline_ns.min(limit) };
+            let ready = || {
+                inner.workers.iter().any(|w| {
+                    if w.phase() == STARTING {
+                        inner.pump(w);
+                    }
+                    w.phase() == READY
+                })
+            };
+            match wait(&inner.host_bell, SpinPolicy::NoSpin, until, ready, || inner.check_open()) {
+                Ok(()) => {}
+                Err(Stop::Failed(e)) => return Err(e),
+                Err(Stop::Deadline) if until == deadline_ns => {
+                    return Err(CallError::new(ErrorCode::DeadlineExceeded, "deadline passed while no worker was ready"));
+                }
+                Err(Stop::Deadline) => {
+                    return Err(CallError::new(ErrorCode::PeerDied, "no worker became ready within the start timeout"));
+                }
+            }
+        }
+    }
+
+    /// Shuts the pool down: SHUTDOWN to every worker (MBX-3), a bounded wait for them to
+    /// detach while their last responses are delivered, `SHUTDOWN` for calls still
+    /// outstanding, stragglers killed, threads joined, and the region's name unlinked (MAP-3).
+    /// Idempotent; also run by `Drop`.
+    pub fn shutdown(&self) {
+        shutdown(&self.inner);
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        shutdown(&self.inner);
+    }
+}
+
+fn with_content_type(mut payload: Payload<'_>, options: CallOptions) -> Payload<'_> {
+    if let Some(ct) = options.content_type {
+        payload.content_type = ct;
+    }
+    payload
+}
+
+fn shutdown(inner: &Arc<Inner>) {
+    if inner.closing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    inner.monitor_signal.notify();
+    inner.reactor_signal.notify();
+    inner.ring_host_bell();
+    for t in [&inner.monitor, &inner.reactor] {
+        let handle = lock(t).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+    let poisoned = inner.poisoned.load(Ordering::Acquire) || inner.region_view.poison_code() != 0;
+    let deadline = deadline_after(Some(inner.config.shutdown_timeout));
+    // MBX-3 (not on a poisoned region: LIVE-6 forbids further ring writes).
+    if !poisoned {
+        for w in &inner.workers {
+            send_shutdown(inner, w, deadline);
+        }
+    }
+    // Bounded wait for DETACHED (PART-5) or exit, delivering the last responses meanwhile.
+    let gone = |w: &WorkerSlot| {
+        inner.pump(w);
+        let finished = match &mut *lock(&w.runner) {
+            Runner::Process(child) => matches!(child.try_wait(), Ok(Some(_))),
+            Runner::Thread { handle, .. } => handle.is_finished(),
+            Runner::None => true,
+        };
+        finished
+            || matches!(
+                w.participant.state(),
+                Ok(knit_core::layout::ParticipantState::Detached | knit_core::layout::ParticipantState::Dead)
+            )
+    };
+    let _ = wait(&inner.host_bell, SpinPolicy::NoSpin, deadline, || inner.workers.iter().all(gone), || Ok::<(), ()>(()));
+    for w in &inner.workers {
+        {
+            let mut st = lock(&w.state);
+            inner.drain_locked(w, &mut st);
+            inner.fail_all(w, &mut st, ErrorCode::Shutdown, "the pool shut down");
+        }
+        let detached = matches!(w.participant.state(), Ok(knit_core::layout::ParticipantState::Detached));
+        // Stragglers are killed; a detached process exits by itself and is only reaped.
+        monitor::stop_runner(w, !detached);
+        join_thread(w);
+        w.phase.store(DEAD, Ordering::Release);
+    }
+    // MAP-3: the name goes once the workers are gone.
+    let _ = inner.region.unlink();
+}
+
+/// Writes SHUTDOWN on `w`'s request ring, waiting for room until `deadline`.
+fn send_shutdown(inner: &Inner, w: &WorkerSlot, deadline: u64) {
+    loop {
+        let seen_head = w.mailbox.request.load_head();
+        {
+            let mut st = lock(&w.state);
+            inner.drain_locked(w, &mut st);
+            let Some(mbx) = st.mailbox.as_mut() else { return };
+            match mbx.send_shutdown() {
+                Ok(sent) => {
+                    if sent.published {
+                        w.bell.ring(&Futex);
+                    }
+                    if sent.done {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+        let ready = || w.mailbox.request.load_head() != seen_head;
+        if wait(&inner.host_bell, SpinPolicy::NoSpin, deadline, ready, || Ok::<(), ()>(())).is_err() {
+            return;
+        }
+    }
+}
+
+/// Joins a thread worker that is still in a handler, for at most a second; a thread stuck in
+/// user code is left running (it holds its own handle on the region, so its memory stays
+/// mapped).
+fn join_thread(w: &WorkerSlot) {
+    let limit = deadline_after(Some(Duration::from_secs(1)));
+    loop {
+        let mut runner = lock(&w.runner);
+        match std::mem::replace(&mut *runner, Runner::None) {
+            Runner::Thread { handle, stop } => {
+                if handle.is_finished() {
+                    let _ = handle.join();
+                    return;
+                }
+                *runner = Runner::Thread { handle, stop };
+            }
+            other => {
+                *runner = other;
+                return;
+            }
+        }
+        drop(runner);
+        if monotonic_ns() >= limit {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Runs a future to completion on the current thread, parking between polls (a minimal
+/// executor for code without one, and for tests).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
