@@ -67,8 +67,9 @@ impl RegionHandle {
     /// (INIT-2), validating its header once (HDR-1 to HDR-9) and keeping exactly `region_len`
     /// bytes mapped (MAP-6, MAP-8).
     pub fn attach(name: &str, timeout: Duration) -> Result<RegionHandle> {
-        let mapping = attach_region(name, timeout)?;
-        Self::from_mapping(mapping).map_err(|e| e.with_context(format!("region {name}")))
+        attach_region(name, timeout)
+            .and_then(Self::from_mapping)
+            .map_err(|e| explain_version(e).unwrap_or_else(|e| e.with_context(format!("region {name}"))))
     }
 
     /// Wraps a mapping that holds a READY region (for example one received as a descriptor,
@@ -127,4 +128,22 @@ fn unbounded(mapping: &Arc<Mapping>) -> SharedMem<'static> {
     // referenced as a Rust slice) carries over from `mem`, whose pointer comes from a
     // `NonNull` and so is not null.
     unsafe { SharedMem::new(core::ptr::NonNull::new_unchecked(mem.as_ptr()), mem.len()) }
+}
+
+/// HDR-2: an `UNSUPPORTED_VERSION` error names the region's `major.minor` and the versions this
+/// implementation supports, in words (the core error carries them as `major << 16 | minor`).
+fn explain_version(e: crate::Error) -> Result<crate::Error, crate::Error> {
+    match e.core() {
+        Some(core) if core.code == knit_core::ErrorCode::UnsupportedVersion => {
+            let (major, minor) = (core.found >> 16, core.found & 0xFFFF);
+            let context = format!(
+                "region version {major}.{minor}; this implementation supports {}.0 to {}.{}",
+                knit_core::layout::MAJOR,
+                knit_core::layout::MAJOR,
+                knit_core::layout::MINOR
+            );
+            Ok(crate::Error::Protocol { error: *core, context })
+        }
+        _ => Err(e),
+    }
 }

@@ -97,6 +97,7 @@ pub(crate) struct Config {
     pub(crate) backpressure: Backpressure,
     pub(crate) start_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) parent_death_signal: bool,
 }
 
 /// Configures and starts a [`Pool`].
@@ -111,6 +112,7 @@ pub struct PoolBuilder {
     backpressure: Backpressure,
     start_timeout: Duration,
     shutdown_timeout: Duration,
+    parent_death_signal: bool,
 }
 
 impl Default for PoolBuilder {
@@ -126,6 +128,7 @@ impl Default for PoolBuilder {
             backpressure: Backpressure::Wait,
             start_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(2),
+            parent_death_signal: true,
         }
     }
 }
@@ -228,6 +231,15 @@ impl PoolBuilder {
         self
     }
 
+    /// Whether process workers get `PR_SET_PDEATHSIG` = `SIGKILL` (Linux; default true), so
+    /// that they die with the host at once. Only an extra: workers notice a dead host through
+    /// its participant entry anyway (LIVE-4), within the 50 ms park bound (WAIT-4).
+    #[must_use]
+    pub fn parent_death_signal(mut self, on: bool) -> Self {
+        self.parent_death_signal = on;
+        self
+    }
+
     /// Creates the region, starts every worker and waits until each sent its HELLO (MBX-2),
     /// for at most the start timeout. A worker that dies or times out at start is an error
     /// naming its command; the pool is then shut down and its region removed.
@@ -247,6 +259,7 @@ impl PoolBuilder {
             backpressure: self.backpressure,
             start_timeout: self.start_timeout,
             shutdown_timeout: self.shutdown_timeout,
+            parent_death_signal: self.parent_death_signal,
         };
         Pool::start(config)
     }

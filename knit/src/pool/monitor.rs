@@ -236,15 +236,17 @@ fn spawn(inner: &Inner, w: &WorkerSlot) -> std::io::Result<Runner> {
             let mut cmd = template.command();
             // MAP-5
             cmd.env(ENV_REGION, name).env(ENV_SLOT, w.index.to_string());
-            // SAFETY: the closure runs in the child between fork and exec, where only
-            // async-signal-safe calls are allowed: it makes one `prctl(PR_SET_PDEATHSIG)` system
-            // call, allocates nothing and takes no lock. It is an extra to LIVE-4, which the
-            // worker applies anyway.
-            unsafe {
-                cmd.pre_exec(|| {
-                    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-                    Ok(())
-                });
+            if inner.config.parent_death_signal {
+                // SAFETY: the closure runs in the child between fork and exec, where only
+                // async-signal-safe calls are allowed: it makes one `prctl(PR_SET_PDEATHSIG)`
+                // system call, allocates nothing and takes no lock. It is an extra to LIVE-4,
+                // which the worker applies anyway.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+                        Ok(())
+                    });
+                }
             }
             Ok(Runner::Process(cmd.spawn()?))
         }

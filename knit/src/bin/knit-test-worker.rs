@@ -1,0 +1,62 @@
+//! A worker process for the runtime's integration tests and examples: started by a pool with
+//! `KNIT_REGION` / `KNIT_SLOT` (MAP-5), it serves a fixed set of functions until SHUTDOWN.
+
+use std::time::Duration;
+
+use knit::{HandlerError, Worker};
+
+/// FNV-1a over 8-byte words (and the tail bytes): fast enough for megabytes in debug builds.
+fn checksum(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ bytes.len() as u64
+}
+
+fn millis(payload: &[u8]) -> Result<u64, HandlerError> {
+    let b: [u8; 8] = payload.try_into().map_err(|_| HandlerError::failed("want 8 bytes (u64 milliseconds)"))?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn main() {
+    let worker = match Worker::from_env() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("knit-test-worker: {e}");
+            std::process::exit(2);
+        }
+    };
+    let outcome = worker
+        .handle("hello", |_ctx, req| Ok(format!("Hello, {}", req.text()?).into_bytes()))
+        .handle("echo", |_ctx, req| Ok(req.payload.to_vec()))
+        .handle("checksum", |_ctx, req| Ok(checksum(req.payload).to_le_bytes().to_vec()))
+        .handle("pid", |_ctx, _req| Ok(std::process::id().to_le_bytes().to_vec()))
+        .handle("panic", |_ctx, _req| panic!("worker process panicked on purpose"))
+        .handle("exit", |_ctx, _req| std::process::exit(7))
+        .handle("sleep_ms", |_ctx, req| {
+            std::thread::sleep(Duration::from_millis(millis(req.payload)?));
+            Ok(Vec::new())
+        })
+        .handle("sleep_until_cancelled", |ctx, req| {
+            let limit = millis(req.payload)?;
+            for _ in 0..limit {
+                if ctx.is_cancelled() {
+                    return Err(HandlerError::new(knit_core::ErrorCode::Cancelled as u32, "saw the cancel entry"));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(b"not cancelled".to_vec())
+        })
+        .run();
+    if let Err(e) = outcome {
+        eprintln!("knit-test-worker: {e}");
+        std::process::exit(3);
+    }
+}
