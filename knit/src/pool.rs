@@ -280,7 +280,7 @@ impl Pool {
                         any_ready = true;
                         if let Some(fid) = w.lookup(name) {
                             let load = w.outstanding.load(Ordering::Acquire);
-                            if best.is_none_or(|(_, _, b)| load < b) {
+                            if best.map_or(true, |(_, _, b)| load < b) {
                                 best = Some((i, fid, load));
                             }
                         }

@@ -166,13 +166,12 @@ fn full_rings_with_error_backpressure_say_would_block_and_lose_nothing() {
     let mut refused = 0;
     for i in 0..20u32 {
         let f = pool.call_async("echo", i.to_le_bytes().to_vec());
-        match f.request_id() {
-            Some(_) => queued.push((i, f)),
-            None => {
-                let e = f.wait().unwrap_err();
-                assert!(e.is_would_block(), "{e}");
-                refused += 1;
-            }
+        if f.request_id().is_some() {
+            queued.push((i, f));
+        } else {
+            let e = f.wait().unwrap_err();
+            assert!(e.is_would_block(), "{e}");
+            refused += 1;
         }
     }
     assert!(refused > 0, "a table of 4 entries refuses some of 21 calls");

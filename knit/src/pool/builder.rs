@@ -153,6 +153,8 @@ impl PoolBuilder {
     /// are kept, so that a dead worker can be started again (LIVE-5); standard streams are
     /// inherited.
     #[must_use]
+    // By value, so that `.process(Command::new(..))` reads naturally.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn process(mut self, cmd: Command) -> Self {
         self.kind = Some(WorkerKind::Process(CommandTemplate::from_command(&cmd)));
         self

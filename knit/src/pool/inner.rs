@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use knit_core::fntable::FunctionTable;
 use knit_core::mailbox::{HostEvent, HostMailbox};
 use knit_core::participant::Participant;
-use knit_core::records::{RequestHead, ResponseHead};
+use knit_core::records::RequestHead;
 use knit_core::region::{Mailbox, Region};
 use knit_core::ring::RECORD_HEADER_LEN;
 use knit_core::wait::Doorbell;
@@ -152,12 +152,6 @@ impl Inner {
         (cap / 2).saturating_sub(RECORD_HEADER_LEN + RequestHead::LEN)
     }
 
-    /// The largest payload of a one-record response.
-    pub(crate) fn one_record_response(&self) -> usize {
-        let cap = self.region_view.geometry().response_ring_cap() as usize;
-        (cap / 2).saturating_sub(RECORD_HEADER_LEN + ResponseHead::LEN)
-    }
-
     /// Removes call `id` from `w` and delivers `outcome` to it (exactly once).
     pub(crate) fn finish(&self, w: &WorkerSlot, st: &mut HostState, id: u64, outcome: CallResult) {
         if let Some(p) = st.pending.remove(&id) {
@@ -197,14 +191,14 @@ impl Inner {
             };
             let mut released = polled.released;
             let delivered = match polled.event {
-                None => None,
+                // Channels opened by workers are not used by this host yet.
+                None | Some(HostEvent::ChannelOpen(_)) => None,
                 Some(HostEvent::Hello(table)) => {
                     *lock(&w.table) = Some(Arc::new(table));
                     // MBX-2: calls may go to this worker from now on.
                     let _ = w.phase.compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
                     None
                 }
-                Some(HostEvent::ChannelOpen(_)) => None,
                 Some(HostEvent::Response(r)) => {
                     let id = r.request_id;
                     let outcome = if r.status == 0 {
@@ -389,7 +383,7 @@ impl Inner {
             }
             return Ok(Admit::Sent(id));
         }
-        drop(loan);
+        // The probe loan is not committed: it sent nothing.
         // Fragments (spec/07): the first fits now; MSG-2 keeps the ring ours until the last is
         // written, so the lock is held meanwhile and responses are drained while waiting.
         let Some(mut out) = mbx.start_request(function_id, ct, deadline_ns, bytes)? else {

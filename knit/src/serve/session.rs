@@ -150,7 +150,7 @@ impl Session<'_, '_> {
                 self.host_bell.ring(&Futex);
             }
             match step {
-                Some(Some((request_id, reply))) => self.respond(mbx, request_id, reply)?,
+                Some(Some((request_id, reply))) => self.respond(mbx, request_id, &reply)?,
                 Some(None) => {}
                 None if released => {}
                 None => self.idle(seen_tail)?,
@@ -202,8 +202,8 @@ impl Session<'_, '_> {
         cancel.atomic_u64(index.checked_mul(8)?).ok()
     }
 
-    fn respond(&self, mbx: &mut WorkerMailbox<'_>, request_id: u64, reply: Reply) -> Result<(), Halt> {
-        let mut out = match &reply {
+    fn respond(&self, mbx: &mut WorkerMailbox<'_>, request_id: u64, reply: &Reply) -> Result<(), Halt> {
+        let mut out = match reply {
             Reply::Ok { content_type, bytes } => mbx.start_response(request_id, 0, *content_type, bytes),
             Reply::Err { status, message } => mbx.error_response(request_id, *status, message),
         };
@@ -234,10 +234,9 @@ impl Session<'_, '_> {
     /// checking the host and the region at least every 50 ms.
     fn wait_for(&self, ready: impl FnMut() -> bool) -> Result<(), Halt> {
         match wait(&self.my_bell, self.worker.spin, 0, ready, || self.check()) {
-            Ok(()) => Ok(()),
+            // No deadline was given, so `Deadline` cannot end it; either way, re-check.
+            Ok(()) | Err(Stop::Deadline) => Ok(()),
             Err(Stop::Failed(h)) => Err(h),
-            // No deadline was given.
-            Err(Stop::Deadline) => Ok(()),
         }
     }
 
