@@ -28,12 +28,18 @@ pub struct Payload<'a> {
 impl<'a> Payload<'a> {
     /// `bytes` tagged with `content_type`.
     pub fn new(bytes: impl Into<Cow<'a, [u8]>>, content_type: u32) -> Self {
-        Payload { bytes: bytes.into(), content_type }
+        Payload {
+            bytes: bytes.into(),
+            content_type,
+        }
     }
 
     /// The same payload owning its bytes.
     pub fn into_owned(self) -> Payload<'static> {
-        Payload { bytes: Cow::Owned(self.bytes.into_owned()), content_type: self.content_type }
+        Payload {
+            bytes: Cow::Owned(self.bytes.into_owned()),
+            content_type: self.content_type,
+        }
     }
 }
 
@@ -85,7 +91,10 @@ pub struct CallOptions {
 impl CallOptions {
     /// Options with a deadline `d` from now.
     pub fn deadline(d: Duration) -> Self {
-        CallOptions { deadline: Some(d), content_type: None }
+        CallOptions {
+            deadline: Some(d),
+            content_type: None,
+        }
     }
 }
 
@@ -98,7 +107,10 @@ pub struct Response {
 
 impl Response {
     pub(crate) fn new(content_type: u32, bytes: Vec<u8>) -> Self {
-        Response { content_type, bytes }
+        Response {
+            content_type,
+            bytes,
+        }
     }
 
     /// The response status: always 0 (success); failures are [`CallError`]s.
@@ -140,7 +152,10 @@ pub struct CallError {
 impl CallError {
     /// A failure with a registry code.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        CallError { status: code as u32, message: message.into() }
+        CallError {
+            status: code as u32,
+            message: message.into(),
+        }
     }
 
     /// The registry code, `None` for a code the registry does not have (CALL-7).
@@ -196,13 +211,19 @@ impl std::error::Error for CallError {}
 
 impl From<crate::Error> for CallError {
     fn from(e: crate::Error) -> Self {
-        CallError { status: e.code() as u32, message: e.to_string() }
+        CallError {
+            status: e.code() as u32,
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<knit_core::Error> for CallError {
     fn from(e: knit_core::Error) -> Self {
-        CallError { status: e.code as u32, message: e.to_string() }
+        CallError {
+            status: e.code as u32,
+            message: e.to_string(),
+        }
     }
 }
 

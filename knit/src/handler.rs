@@ -21,8 +21,12 @@ pub struct Request<'r> {
 impl<'r> Request<'r> {
     /// The payload as UTF-8 text, or `INVALID_ARGUMENT` when it is not.
     pub fn text(&self) -> Result<&'r str, HandlerError> {
-        std::str::from_utf8(self.payload)
-            .map_err(|e| HandlerError::new(ErrorCode::InvalidArgument as u32, format!("payload is not UTF-8: {e}")))
+        std::str::from_utf8(self.payload).map_err(|e| {
+            HandlerError::new(
+                ErrorCode::InvalidArgument as u32,
+                format!("payload is not UTF-8: {e}"),
+            )
+        })
     }
 }
 
@@ -40,8 +44,15 @@ pub struct HandlerError {
 impl HandlerError {
     /// A failure with `code` and `message`.
     pub fn new(code: u32, message: impl Into<String>) -> Self {
-        let code = if code == 0 { ErrorCode::HandlerFailed as u32 } else { code };
-        HandlerError { code, message: message.into() }
+        let code = if code == 0 {
+            ErrorCode::HandlerFailed as u32
+        } else {
+            code
+        };
+        HandlerError {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A `HANDLER_FAILED` failure with `message`.
@@ -118,7 +129,10 @@ impl Handlers {
 
     /// The `(id, name)` pairs of the function table (spec/05 §5.3).
     pub fn table(&self) -> impl Iterator<Item = (u32, &str)> {
-        self.list.iter().zip(1u32..).map(|((name, _), id)| (id, name.as_str()))
+        self.list
+            .iter()
+            .zip(1u32..)
+            .map(|((name, _), id)| (id, name.as_str()))
     }
 
     /// The handler of function `id`.
@@ -146,6 +160,8 @@ impl Handlers {
 
 impl fmt::Debug for Handlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.list.iter().map(|(n, _)| n)).finish()
+        f.debug_list()
+            .entries(self.list.iter().map(|(n, _)| n))
+            .finish()
     }
 }

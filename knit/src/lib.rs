@@ -7,6 +7,11 @@
 //! clocks ([`monotonic_ns`], [`realtime_ns`]), and attaching to a region with the bounded
 //! wait of INIT-2 ([`attach_region`]).
 //!
+//! On top of it, the runtime: a host's [`Pool`] of workers (threads or processes, blocking
+//! and async calls, deadlines, cancellation, liveness and restart) and a worker's serve loop
+//! ([`Worker`]), with spin-then-park waiting ([`SpinPolicy`]) and, behind the `serde` feature,
+//! typed JSON and CBOR calls (`typed`).
+//!
 //! Linux only for now: the mapping, futex and identity modules use Linux interfaces
 //! (`/dev/shm`, `memfd_create`, `FUTEX_WAIT`, `/proc/<pid>/stat`).
 
@@ -26,18 +31,20 @@ pub mod region_handle;
 pub mod serve;
 pub mod shm;
 pub mod spin;
+#[cfg(feature = "serde")]
+pub mod typed;
 
 pub use attach::{attach_mapping, attach_region, DEFAULT_ATTACH_TIMEOUT};
+pub use call::{CallError, CallOptions, CallResult, Payload, Response};
 pub use clock::{monotonic_ns, realtime_ns};
 pub use error::{Error, Result};
 pub use futex::{Futex, WaitOutcome};
+pub use handler::{HandlerError, HandlerResult, Handlers, Request};
 pub use identity::{is_alive, ProcessIdentity};
 pub use name::RegionName;
+pub use pool::{block_on, Backpressure, CallFuture, Pool, PoolBuilder, WorkerInfo};
 pub use region_dir::RegionDir;
-pub use shm::{unlink, Mapping};
-pub use handler::{HandlerError, HandlerResult, Handlers, Request};
 pub use region_handle::RegionHandle;
 pub use serve::{Context, ServeOutcome, Worker};
+pub use shm::{unlink, Mapping};
 pub use spin::SpinPolicy;
-pub use call::{CallError, CallOptions, CallResult, Payload, Response};
-pub use pool::{block_on, Backpressure, CallFuture, Pool, PoolBuilder, WorkerInfo};

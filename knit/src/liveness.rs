@@ -36,7 +36,8 @@ pub fn peer_status(p: &Participant<'_>) -> knit_core::Result<PeerStatus> {
         },
         ParticipantState::Detached => PeerStatus::Detached,
         ParticipantState::Dead => PeerStatus::Dead,
-        s @ (ParticipantState::Empty | ParticipantState::Reserved | ParticipantState::Attaching) => {
+        s
+        @ (ParticipantState::Empty | ParticipantState::Reserved | ParticipantState::Attaching) => {
             PeerStatus::Starting(s)
         }
     })

@@ -99,7 +99,10 @@ impl Pool {
             let participant = region.participant(index)?;
             workers.push(WorkerSlot {
                 index,
-                state: Mutex::new(HostState { mailbox: None, pending: HashMap::new() }),
+                state: Mutex::new(HostState {
+                    mailbox: None,
+                    pending: HashMap::new(),
+                }),
                 phase: AtomicU8::new(STARTING),
                 outstanding: AtomicUsize::new(0),
                 table: Mutex::new(None),
@@ -155,9 +158,16 @@ impl Pool {
         let outcome = wait(&inner.host_bell, SpinPolicy::NoSpin, deadline, ready, check);
         let failure = match outcome {
             Ok(()) => return Ok(()),
-            Err(Stop::Failed(e)) => Error::protocol(ErrorCode::PeerDied, "worker failed at start", e.message),
+            Err(Stop::Failed(e)) => {
+                Error::protocol(ErrorCode::PeerDied, "worker failed at start", e.message)
+            }
             Err(Stop::Deadline) => {
-                let late: Vec<String> = inner.workers.iter().filter(|w| w.phase() != READY).map(|w| w.index.to_string()).collect();
+                let late: Vec<String> = inner
+                    .workers
+                    .iter()
+                    .filter(|w| w.phase() != READY)
+                    .map(|w| w.index.to_string())
+                    .collect();
                 Error::protocol(
                     ErrorCode::TimedOut,
                     "workers did not say HELLO in time",
@@ -176,7 +186,10 @@ impl Pool {
 
     /// The region's name (`knit-` and 32 hex digits, MAP-2).
     pub fn region_name(&self) -> Option<&str> {
-        self.inner.region.name().map(crate::name::RegionName::as_str)
+        self.inner
+            .region
+            .name()
+            .map(crate::name::RegionName::as_str)
     }
 
     /// The pool's region.
@@ -209,13 +222,20 @@ impl Pool {
     }
 
     /// Calls function `name` with per-call options (deadline, content type).
-    pub fn call_with_options<'p>(&self, name: &str, payload: impl Into<Payload<'p>>, options: CallOptions) -> CallResult {
+    pub fn call_with_options<'p>(
+        &self,
+        name: &str,
+        payload: impl Into<Payload<'p>>,
+        options: CallOptions,
+    ) -> CallResult {
         let payload = with_content_type(payload.into(), options);
         let deadline_ns = self.deadline(options);
         let (worker, function_id) = self.pick(name, deadline_ns)?;
         let w = self.worker(worker)?;
         let slot = Arc::new(CallSlot::new());
-        let id = self.inner.send(w, function_id, &payload, deadline_ns, &slot, false)?;
+        let id = self
+            .inner
+            .send(w, function_id, &payload, deadline_ns, &slot, false)?;
         self.inner.wait_response(w, id, &slot, deadline_ns)
     }
 
@@ -226,16 +246,25 @@ impl Pool {
     }
 
     /// [`Pool::call_async`] with per-call options.
-    pub fn call_async_with_options<'p>(&self, name: &str, payload: impl Into<Payload<'p>>, options: CallOptions) -> CallFuture {
+    pub fn call_async_with_options<'p>(
+        &self,
+        name: &str,
+        payload: impl Into<Payload<'p>>,
+        options: CallOptions,
+    ) -> CallFuture {
         let payload = with_content_type(payload.into(), options);
         let deadline_ns = self.deadline(options);
-        let sent = self.pick(name, deadline_ns).and_then(|(worker, function_id)| {
-            let w = self.worker(worker)?;
-            let slot = Arc::new(CallSlot::new());
-            reactor::ensure_started(&self.inner);
-            let id = self.inner.send(w, function_id, &payload, deadline_ns, &slot, true)?;
-            Ok((worker, id, slot))
-        });
+        let sent = self
+            .pick(name, deadline_ns)
+            .and_then(|(worker, function_id)| {
+                let w = self.worker(worker)?;
+                let slot = Arc::new(CallSlot::new());
+                reactor::ensure_started(&self.inner);
+                let id = self
+                    .inner
+                    .send(w, function_id, &payload, deadline_ns, &slot, true)?;
+                Ok((worker, id, slot))
+            });
         match sent {
             Ok((worker, id, slot)) => {
                 self.inner.reactor_signal.notify();
@@ -248,13 +277,21 @@ impl Pool {
     /// Calls `name` with a request of `len` bytes that `fill` writes straight into the request
     /// ring (loan, spec/03 §3.3: no copy). `len` must fit one record (about half the request
     /// ring); `INVALID_ARGUMENT` otherwise.
-    pub fn call_loan(&self, name: &str, len: usize, content_type: u32, fill: impl FnOnce(&mut [u8])) -> CallResult {
+    pub fn call_loan(
+        &self,
+        name: &str,
+        len: usize,
+        content_type: u32,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> CallResult {
         let options = CallOptions::default();
         let deadline_ns = self.deadline(options);
         let (worker, function_id) = self.pick(name, deadline_ns)?;
         let w = self.worker(worker)?;
         let slot = Arc::new(CallSlot::new());
-        let id = self.inner.send_loan(w, function_id, len, content_type, deadline_ns, &slot, fill)?;
+        let id =
+            self.inner
+                .send_loan(w, function_id, len, content_type, deadline_ns, &slot, fill)?;
         self.inner.wait_response(w, id, &slot, deadline_ns)
     }
 
@@ -263,7 +300,10 @@ impl Pool {
     }
 
     fn worker(&self, index: usize) -> Result<&WorkerSlot, CallError> {
-        self.inner.workers.get(index).ok_or_else(|| CallError::new(ErrorCode::InvalidArgument, "worker index"))
+        self.inner
+            .workers
+            .get(index)
+            .ok_or_else(|| CallError::new(ErrorCode::InvalidArgument, "worker index"))
     }
 
     /// Dispatch: the ready worker with the fewest outstanding calls that has `name` (FN-2).
@@ -294,15 +334,29 @@ impl Pool {
             }
             if any_ready && !any_starting {
                 // FN-2: refused locally, nothing sent.
-                return Err(CallError::new(ErrorCode::UnknownFunction, format!("no worker has a function named `{name}`")));
+                return Err(CallError::new(
+                    ErrorCode::UnknownFunction,
+                    format!("no worker has a function named `{name}`"),
+                ));
             }
             if !any_starting {
-                let why = inner.workers.first().map(|w| inner.unavailable(w).message).unwrap_or_default();
-                return Err(CallError::new(ErrorCode::PeerDied, format!("no live worker ({why})")));
+                let why = inner
+                    .workers
+                    .first()
+                    .map(|w| inner.unavailable(w).message)
+                    .unwrap_or_default();
+                return Err(CallError::new(
+                    ErrorCode::PeerDied,
+                    format!("no live worker ({why})"),
+                ));
             }
             // Wait for a (re)started worker's HELLO, at most the start timeout.
             let limit = deadline_after(Some(inner.config.start_timeout));
-            let until = if deadline_ns == 0 { limit } else { deadline_ns.min(limit) };
+            let until = if deadline_ns == 0 {
+                limit
+            } else {
+                deadline_ns.min(limit)
+            };
             let ready = || {
                 inner.workers.iter().any(|w| {
                     if w.phase() == STARTING {
@@ -311,14 +365,22 @@ impl Pool {
                     w.phase() == READY
                 })
             };
-            match wait(&inner.host_bell, SpinPolicy::NoSpin, until, ready, || inner.check_open()) {
+            match wait(&inner.host_bell, SpinPolicy::NoSpin, until, ready, || {
+                inner.check_open()
+            }) {
                 Ok(()) => {}
                 Err(Stop::Failed(e)) => return Err(e),
                 Err(Stop::Deadline) if until == deadline_ns => {
-                    return Err(CallError::new(ErrorCode::DeadlineExceeded, "deadline passed while no worker was ready"));
+                    return Err(CallError::new(
+                        ErrorCode::DeadlineExceeded,
+                        "deadline passed while no worker was ready",
+                    ));
                 }
                 Err(Stop::Deadline) => {
-                    return Err(CallError::new(ErrorCode::PeerDied, "no worker became ready within the start timeout"));
+                    return Err(CallError::new(
+                        ErrorCode::PeerDied,
+                        "no worker became ready within the start timeout",
+                    ));
                 }
             }
         }
@@ -378,17 +440,27 @@ fn shutdown(inner: &Arc<Inner>) {
         finished
             || matches!(
                 w.participant.state(),
-                Ok(knit_core::layout::ParticipantState::Detached | knit_core::layout::ParticipantState::Dead)
+                Ok(knit_core::layout::ParticipantState::Detached
+                    | knit_core::layout::ParticipantState::Dead)
             )
     };
-    let _ = wait(&inner.host_bell, SpinPolicy::NoSpin, deadline, || inner.workers.iter().all(gone), || Ok::<(), ()>(()));
+    let _ = wait(
+        &inner.host_bell,
+        SpinPolicy::NoSpin,
+        deadline,
+        || inner.workers.iter().all(gone),
+        || Ok::<(), ()>(()),
+    );
     for w in &inner.workers {
         {
             let mut st = lock(&w.state);
             inner.drain_locked(w, &mut st);
             inner.fail_all(w, &mut st, ErrorCode::Shutdown, "the pool shut down");
         }
-        let detached = matches!(w.participant.state(), Ok(knit_core::layout::ParticipantState::Detached));
+        let detached = matches!(
+            w.participant.state(),
+            Ok(knit_core::layout::ParticipantState::Detached)
+        );
         // Stragglers are killed; a detached process exits by itself and is only reaped.
         monitor::stop_runner(w, !detached);
         join_thread(w);
@@ -405,7 +477,9 @@ fn send_shutdown(inner: &Inner, w: &WorkerSlot, deadline: u64) {
         {
             let mut st = lock(&w.state);
             inner.drain_locked(w, &mut st);
-            let Some(mbx) = st.mailbox.as_mut() else { return };
+            let Some(mbx) = st.mailbox.as_mut() else {
+                return;
+            };
             match mbx.send_shutdown() {
                 Ok(sent) => {
                     if sent.published {
@@ -419,7 +493,15 @@ fn send_shutdown(inner: &Inner, w: &WorkerSlot, deadline: u64) {
             }
         }
         let ready = || w.mailbox.request.load_head() != seen_head;
-        if wait(&inner.host_bell, SpinPolicy::NoSpin, deadline, ready, || Ok::<(), ()>(())).is_err() {
+        if wait(
+            &inner.host_bell,
+            SpinPolicy::NoSpin,
+            deadline,
+            ready,
+            || Ok::<(), ()>(()),
+        )
+        .is_err()
+        {
             return;
         }
     }

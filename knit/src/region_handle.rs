@@ -69,7 +69,9 @@ impl RegionHandle {
     pub fn attach(name: &str, timeout: Duration) -> Result<RegionHandle> {
         attach_region(name, timeout)
             .and_then(Self::from_mapping)
-            .map_err(|e| explain_version(e).unwrap_or_else(|e| e.with_context(format!("region {name}"))))
+            .map_err(|e| {
+                explain_version(e).unwrap_or_else(|e| e.with_context(format!("region {name}")))
+            })
     }
 
     /// Wraps a mapping that holds a READY region (for example one received as a descriptor,
@@ -142,7 +144,10 @@ fn explain_version(e: crate::Error) -> Result<crate::Error, crate::Error> {
                 knit_core::layout::MAJOR,
                 knit_core::layout::MINOR
             );
-            Ok(crate::Error::Protocol { error: *core, context })
+            Ok(crate::Error::Protocol {
+                error: *core,
+                context,
+            })
         }
         _ => Err(e),
     }

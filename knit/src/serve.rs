@@ -41,8 +41,20 @@ pub struct Context<'r> {
 }
 
 impl<'r> Context<'r> {
-    pub(crate) fn new(request_id: u64, deadline_ns: u64, cancel_entry: Option<&'r AtomicU64>, content_type: u32, slot: u32) -> Self {
-        Context { request_id, deadline_ns, cancel_entry, content_type: Cell::new(content_type), slot }
+    pub(crate) fn new(
+        request_id: u64,
+        deadline_ns: u64,
+        cancel_entry: Option<&'r AtomicU64>,
+        content_type: u32,
+        slot: u32,
+    ) -> Self {
+        Context {
+            request_id,
+            deadline_ns,
+            cancel_entry,
+            content_type: Cell::new(content_type),
+            slot,
+        }
     }
 
     /// The request's id (CALL-1).
@@ -57,13 +69,15 @@ impl<'r> Context<'r> {
 
     /// Time left before the deadline (zero once it passed), `None` without a deadline.
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline().map(|d| Duration::from_nanos(d.saturating_sub(crate::clock::monotonic_ns())))
+        self.deadline()
+            .map(|d| Duration::from_nanos(d.saturating_sub(crate::clock::monotonic_ns())))
     }
 
     /// True when the host cancelled this call (CANCEL-2: its cancel entry holds its id).
     /// A long handler polls it and gives up early (CANCEL-3).
     pub fn is_cancelled(&self) -> bool {
-        self.cancel_entry.is_some_and(|e| e.load(Ordering::Acquire) == self.request_id)
+        self.cancel_entry
+            .is_some_and(|e| e.load(Ordering::Acquire) == self.request_id)
     }
 
     /// The participant index of the worker serving the call.
@@ -100,7 +114,10 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("source", &self.source).field("handlers", &self.handlers).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("source", &self.source)
+            .field("handlers", &self.handlers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +125,10 @@ impl Worker {
     /// A worker for participant `slot` (1 or more) of the named region `region`.
     pub fn new(region: impl Into<String>, slot: u32) -> Worker {
         Worker {
-            source: Source::Named { region: region.into(), slot },
+            source: Source::Named {
+                region: region.into(),
+                slot,
+            },
             handlers: Handlers::new(),
             spin: SpinPolicy::default(),
             attach_timeout: DEFAULT_ATTACH_TIMEOUT,
@@ -121,13 +141,22 @@ impl Worker {
     /// `KNIT_REGION` and `KNIT_SLOT`. `INVALID_ARGUMENT` when neither names both.
     pub fn from_env() -> Result<Worker> {
         let args: Vec<String> = std::env::args().collect();
-        let arg = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+        let arg = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+        };
         let region = arg("--knit-region").or_else(|| std::env::var(ENV_REGION).ok());
         let slot = arg("--knit-slot").or_else(|| std::env::var(ENV_SLOT).ok());
         match (region, slot) {
             (Some(region), Some(slot)) => {
                 let slot = slot.trim().parse::<u32>().map_err(|_| {
-                    Error::protocol(ErrorCode::InvalidArgument, "KNIT_SLOT is not a participant index", slot.clone())
+                    Error::protocol(
+                        ErrorCode::InvalidArgument,
+                        "KNIT_SLOT is not a participant index",
+                        slot.clone(),
+                    )
                 })?;
                 Ok(Worker::new(region, slot))
             }
@@ -140,7 +169,13 @@ impl Worker {
     }
 
     /// A worker on a thread of the host, sharing the host's mapping (PART-9).
-    pub(crate) fn on_thread(handle: RegionHandle, slot: u32, handlers: Handlers, spin: SpinPolicy, stop: Arc<AtomicBool>) -> Worker {
+    pub(crate) fn on_thread(
+        handle: RegionHandle,
+        slot: u32,
+        handlers: Handlers,
+        spin: SpinPolicy,
+        stop: Arc<AtomicBool>,
+    ) -> Worker {
         Worker {
             source: Source::Handle { handle, slot },
             handlers,
@@ -190,7 +225,9 @@ impl Worker {
     /// Like [`Worker::run`], telling how the loop ended.
     pub fn serve(self) -> Result<ServeOutcome> {
         let (handle, slot) = match self.source {
-            Source::Named { ref region, slot } => (RegionHandle::attach(region, self.attach_timeout)?, slot),
+            Source::Named { ref region, slot } => {
+                (RegionHandle::attach(region, self.attach_timeout)?, slot)
+            }
             Source::Handle { ref handle, slot } => (handle.clone(), slot),
         };
         session::serve(&handle, slot, &self)

@@ -78,7 +78,11 @@ pub(crate) fn wait<E>(
             return Err(Stop::Deadline);
         }
         // WAIT-4: never longer than 50 ms, and not past the deadline.
-        let timeout = if deadline_ns == 0 { MAX_PARK_TIMEOUT_NS } else { (deadline_ns - now).min(MAX_PARK_TIMEOUT_NS) };
+        let timeout = if deadline_ns == 0 {
+            MAX_PARK_TIMEOUT_NS
+        } else {
+            (deadline_ns - now).min(MAX_PARK_TIMEOUT_NS)
+        };
         // WAIT-7: whatever ended the park, re-check from the top.
         if doorbell.park(&Futex, timeout, &mut ready) {
             return Ok(());
@@ -88,5 +92,9 @@ pub(crate) fn wait<E>(
 
 /// A monotonic deadline `d` from now, 0 (none) for `None`.
 pub(crate) fn deadline_after(d: Option<Duration>) -> u64 {
-    d.map_or(0, |d| monotonic_ns().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)).max(1))
+    d.map_or(0, |d| {
+        monotonic_ns()
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .max(1)
+    })
 }

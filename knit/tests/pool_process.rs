@@ -16,7 +16,12 @@ const WORKER: &str = env!("CARGO_BIN_EXE_knit-test-worker");
 const HOST: &str = env!("CARGO_BIN_EXE_knit-test-host");
 
 fn pool(workers: u32, restart: bool) -> Pool {
-    Pool::builder().workers(workers).process(Command::new(WORKER)).restart(restart).build().expect("pool starts")
+    Pool::builder()
+        .workers(workers)
+        .process(Command::new(WORKER))
+        .restart(restart)
+        .build()
+        .expect("pool starts")
 }
 
 fn shm_exists(name: &str) -> bool {
@@ -58,23 +63,37 @@ fn kill9(pid: u32) {
 fn process_worker_answers_and_leaves_no_region() {
     let pool = pool(1, false);
     let name = pool.region_name().unwrap().to_owned();
-    assert_eq!(pool.call("hello", "World!").unwrap().text(), Some("Hello, World!"));
+    assert_eq!(
+        pool.call("hello", "World!").unwrap().text(),
+        Some("Hello, World!")
+    );
     assert!(pool.call("nope", "").unwrap_err().is_unknown_function());
     let e = pool.call("panic", "").unwrap_err();
-    assert!(e.is_handler_failed() && e.message.contains("panicked on purpose"), "{e}");
-    assert_eq!(pool.call("echo", "still serving").unwrap().text(), Some("still serving"));
+    assert!(
+        e.is_handler_failed() && e.message.contains("panicked on purpose"),
+        "{e}"
+    );
+    assert_eq!(
+        pool.call("echo", "still serving").unwrap().text(),
+        Some("still serving")
+    );
     let pid = pool.workers()[0].pid.unwrap();
     drop(pool);
     assert!(!shm_exists(&name), "MAP-3");
     // MBX-3: the worker detached and exited by itself; it is not running any more.
-    assert!(!knit::is_alive(pid, knit::ProcessIdentity::of(pid).map_or(0, |i| i.start_time)));
+    assert!(!knit::is_alive(
+        pid,
+        knit::ProcessIdentity::of(pid).map_or(0, |i| i.start_time)
+    ));
 }
 
 #[test]
 fn kill_9_mid_call_fails_outstanding_calls_and_the_pool_recovers() {
     let pool = pool(1, true);
     let before = pool.workers()[0].pid.unwrap();
-    let calls: Vec<_> = (0..3).map(|_| pool.call_async("sleep_ms", &10_000u64.to_le_bytes())).collect();
+    let calls: Vec<_> = (0..3)
+        .map(|_| pool.call_async("sleep_ms", &10_000u64.to_le_bytes()))
+        .collect();
     // Let the worker read the first request (not needed for correctness: a request still in
     // the ring fails the same way).
     std::thread::sleep(Duration::from_millis(50));
@@ -87,13 +106,19 @@ fn kill_9_mid_call_fails_outstanding_calls_and_the_pool_recovers() {
         assert!(e.is_peer_died(), "LIVE-3: {e}");
         assert!(e.message.contains("died"), "{e}");
     }
-    println!("kill -9 to PEER_DIED: {:?} (LIVE-1 bound: 100 ms)", latency.unwrap());
+    println!(
+        "kill -9 to PEER_DIED: {:?} (LIVE-1 bound: 100 ms)",
+        latency.unwrap()
+    );
     // LIVE-5: a new process serves the slot under a new epoch.
     let r = pool.call("pid", "").unwrap();
     let after = u32::from_le_bytes(r.bytes().try_into().unwrap());
     assert_ne!(after, before);
     assert_eq!(pool.workers()[0].starts, 2);
-    assert_eq!(pool.call("hello", "again").unwrap().text(), Some("Hello, again"));
+    assert_eq!(
+        pool.call("hello", "again").unwrap().text(),
+        Some("Hello, again")
+    );
 }
 
 #[test]
@@ -129,7 +154,11 @@ fn ten_thousand_calls_of_random_sizes_are_answered_exactly_once() {
                     }
                     let body = &buf[..len];
                     let r = pool.call("checksum", body).unwrap();
-                    assert_eq!(u64::from_le_bytes(r.bytes().try_into().unwrap()), checksum(body), "call {i} of {len} bytes");
+                    assert_eq!(
+                        u64::from_le_bytes(r.bytes().try_into().unwrap()),
+                        checksum(body),
+                        "call {i} of {len} bytes"
+                    );
                     total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             });
@@ -148,10 +177,21 @@ fn tiny_rings_and_many_async_calls_lose_nothing() {
         .inflight(2)
         .build()
         .unwrap();
-    let futures: Vec<_> = (0..400u32).map(|i| (i, pool.call_async("echo", vec![i as u8; (i as usize * 13) % 5000]))).collect();
+    let futures: Vec<_> = (0..400u32)
+        .map(|i| {
+            (
+                i,
+                pool.call_async("echo", vec![i as u8; (i as usize * 13) % 5000]),
+            )
+        })
+        .collect();
     for (i, f) in futures {
         let r = block_on(f).unwrap();
-        assert_eq!(r.bytes(), vec![i as u8; (i as usize * 13) % 5000].as_slice(), "call {i}");
+        assert_eq!(
+            r.bytes(),
+            vec![i as u8; (i as usize * 13) % 5000].as_slice(),
+            "call {i}"
+        );
     }
 }
 
@@ -163,42 +203,77 @@ fn cancellation_and_deadline_reach_the_worker() {
     f.cancel();
     assert!(block_on(f).unwrap_err().is_cancelled());
     let e = pool
-        .call_with_options("sleep_until_cancelled", &5_000u64.to_le_bytes(), CallOptions::deadline(Duration::from_millis(50)))
+        .call_with_options(
+            "sleep_until_cancelled",
+            &5_000u64.to_le_bytes(),
+            CallOptions::deadline(Duration::from_millis(50)),
+        )
         .unwrap_err();
     assert!(e.is_deadline_exceeded(), "{e}");
     // The worker noticed both (CANCEL-2) and is free: this call does not queue behind 5 s.
-    let r = pool.call_with_options("echo", "free", CallOptions::deadline(Duration::from_secs(2))).unwrap();
+    let r = pool
+        .call_with_options(
+            "echo",
+            "free",
+            CallOptions::deadline(Duration::from_secs(2)),
+        )
+        .unwrap();
     assert_eq!(r.text(), Some("free"));
 }
 
 #[test]
 fn a_worker_that_cannot_start_is_a_clear_error() {
-    let e = Pool::builder().process(Command::new("/nonexistent/knit-worker")).build().unwrap_err();
+    let e = Pool::builder()
+        .process(Command::new("/nonexistent/knit-worker"))
+        .build()
+        .unwrap_err();
     let text = e.to_string();
     assert!(text.contains("/nonexistent/knit-worker"), "{text}");
-    let e = Pool::builder().process(Command::new("/bin/false")).build().unwrap_err();
+    let e = Pool::builder()
+        .process(Command::new("/bin/false"))
+        .build()
+        .unwrap_err();
     let text = e.to_string();
     assert_eq!(e.code(), ErrorCode::PeerDied, "{text}");
-    assert!(text.contains("/bin/false") && text.contains("exit"), "{text}");
+    assert!(
+        text.contains("/bin/false") && text.contains("exit"),
+        "{text}"
+    );
 }
 
 #[test]
 fn unsupported_major_is_refused_naming_both_versions() {
-    let params = knit_core::geometry::Params { channel_slots: 0, channel_ring_cap: 0, ..Default::default() };
+    let params = knit_core::geometry::Params {
+        channel_slots: 0,
+        channel_ring_cap: 0,
+        ..Default::default()
+    };
     let handle = RegionHandle::create(&params).unwrap();
     let name = handle.name().unwrap().as_str().to_owned();
     // HDR-2: a region of major 2.
-    handle.region().memory().write(8, &2u16.to_le_bytes()).unwrap();
+    handle
+        .region()
+        .memory()
+        .write(8, &2u16.to_le_bytes())
+        .unwrap();
     let e = RegionHandle::attach(&name, Duration::from_millis(100)).unwrap_err();
     let text = e.to_string();
     handle.unlink().unwrap();
     assert_eq!(e.code(), ErrorCode::UnsupportedVersion, "{text}");
-    assert!(text.contains("region version 2.0") && text.contains("supports 1.0"), "{text}");
+    assert!(
+        text.contains("region version 2.0") && text.contains("supports 1.0"),
+        "{text}"
+    );
 }
 
 #[test]
 fn workers_exit_when_their_host_is_killed() {
-    let mut host = Command::new(HOST).arg(WORKER).arg("2").stdout(Stdio::piped()).spawn().unwrap();
+    let mut host = Command::new(HOST)
+        .arg(WORKER)
+        .arg("2")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
     let mut region = String::new();
     let mut workers = Vec::new();
@@ -219,12 +294,17 @@ fn workers_exit_when_their_host_is_killed() {
     let _ = host.wait();
     // LIVE-4: each worker sees its host gone at its next check (at most 50 ms parked) and
     // exits; the bound here only keeps a broken build from hanging.
-    while workers.iter().any(knit::ProcessIdentity::is_alive) && killed.elapsed() < Duration::from_secs(10) {
+    while workers.iter().any(knit::ProcessIdentity::is_alive)
+        && killed.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(1));
     }
     let elapsed = killed.elapsed();
     // MAP-3: a dead host cannot unlink; that is `knit gc`'s job. Clean up here.
     let _ = knit::unlink(&knit::RegionName::parse(&region).unwrap());
-    assert!(workers.iter().all(|w| !w.is_alive()), "workers still alive after {elapsed:?}");
+    assert!(
+        workers.iter().all(|w| !w.is_alive()),
+        "workers still alive after {elapsed:?}"
+    );
     println!("host kill -9 to every worker gone: {elapsed:?}");
 }

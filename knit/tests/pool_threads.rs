@@ -6,22 +6,33 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use knit::{block_on, Backpressure, CallOptions, Handlers, HandlerError, Pool, SpinPolicy};
+use knit::{block_on, Backpressure, CallOptions, HandlerError, Handlers, Pool, SpinPolicy};
 use knit_core::ErrorCode;
 
 fn handlers() -> Handlers {
     Handlers::new()
-        .handle("hello", |_ctx, req| Ok(format!("Hello, {}", req.text()?).into_bytes()))
+        .handle("hello", |_ctx, req| {
+            Ok(format!("Hello, {}", req.text()?).into_bytes())
+        })
         .handle("echo", |_ctx, req| Ok(req.payload.to_vec()))
-        .handle("len", |_ctx, req| Ok((req.payload.len() as u64).to_le_bytes().to_vec()))
-        .handle("fail", |_ctx, _req| Err(HandlerError::new(1234, "custom failure")))
+        .handle("len", |_ctx, req| {
+            Ok((req.payload.len() as u64).to_le_bytes().to_vec())
+        })
+        .handle("fail", |_ctx, _req| {
+            Err(HandlerError::new(1234, "custom failure"))
+        })
         .handle("panic", |_ctx, _req| panic!("boom in handler"))
-        .handle("slot", |ctx, _req| Ok(ctx.worker_slot().to_le_bytes().to_vec()))
+        .handle("slot", |ctx, _req| {
+            Ok(ctx.worker_slot().to_le_bytes().to_vec())
+        })
         .handle("sleep_until_cancelled", |ctx, _req| {
             // Polls its cancel entry (CANCEL-3) for at most 10 s.
             for _ in 0..10_000 {
                 if ctx.is_cancelled() {
-                    return Err(HandlerError::new(ErrorCode::Cancelled as u32, "saw the cancel entry"));
+                    return Err(HandlerError::new(
+                        ErrorCode::Cancelled as u32,
+                        "saw the cancel entry",
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -35,7 +46,11 @@ fn handlers() -> Handlers {
 }
 
 fn pool(workers: u32) -> Pool {
-    Pool::builder().workers(workers).threads(handlers()).build().expect("pool starts")
+    Pool::builder()
+        .workers(workers)
+        .threads(handlers())
+        .build()
+        .expect("pool starts")
 }
 
 fn shm_exists(name: &str) -> bool {
@@ -49,15 +64,39 @@ fn hello_round_trip_and_unlink_on_shutdown() {
     assert!(shm_exists(&name));
     let r = pool.call("hello", "World!").unwrap();
     assert_eq!(r.text(), Some("Hello, World!"));
-    assert_eq!(r.content_type(), knit::call::CONTENT_UTF8, "the result keeps the request's type by default");
+    assert_eq!(
+        r.content_type(),
+        knit::call::CONTENT_UTF8,
+        "the result keeps the request's type by default"
+    );
     drop(pool);
-    assert!(!shm_exists(&name), "MAP-3: the name is unlinked at shutdown");
+    assert!(
+        !shm_exists(&name),
+        "MAP-3: the name is unlinked at shutdown"
+    );
 }
 
 #[test]
 fn payload_sizes_from_empty_to_fragmented() {
-    let pool = Pool::builder().threads(handlers()).ring_sizes(4096, 4096).build().unwrap();
-    for len in [0usize, 1, 7, 8, 2000, 2008, 2047, 2048, 4096, 10_000, 100_003, 1 << 20] {
+    let pool = Pool::builder()
+        .threads(handlers())
+        .ring_sizes(4096, 4096)
+        .build()
+        .unwrap();
+    for len in [
+        0usize,
+        1,
+        7,
+        8,
+        2000,
+        2008,
+        2047,
+        2048,
+        4096,
+        10_000,
+        100_003,
+        1 << 20,
+    ] {
         let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
         let r = pool.call("echo", &data).unwrap();
         assert_eq!(r.bytes().len(), len);
@@ -81,13 +120,20 @@ fn errors_cross_the_boundary() {
     let e = pool.call("panic", "x").unwrap_err();
     assert!(e.is_handler_failed(), "{e}");
     assert!(e.message.contains("boom in handler"), "{}", e.message);
-    assert_eq!(pool.call("hello", "again").unwrap().text(), Some("Hello, again"));
+    assert_eq!(
+        pool.call("hello", "again").unwrap().text(),
+        Some("Hello, again")
+    );
 }
 
 #[test]
 fn least_outstanding_dispatch_uses_every_worker() {
     let pool = Arc::new(pool(3));
-    let seen = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let seen = Arc::new([
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ]);
     std::thread::scope(|s| {
         for _ in 0..3 {
             let (pool, seen) = (Arc::clone(&pool), Arc::clone(&seen));
@@ -103,25 +149,37 @@ fn least_outstanding_dispatch_uses_every_worker() {
     });
     let counts: Vec<usize> = seen.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     assert_eq!(counts.iter().sum::<usize>(), 60);
-    assert!(counts.iter().filter(|&&c| c > 0).count() >= 2, "calls spread over workers: {counts:?}");
+    assert!(
+        counts.iter().filter(|&&c| c > 0).count() >= 2,
+        "calls spread over workers: {counts:?}"
+    );
 }
 
 #[test]
 fn deadline_fails_the_call_and_cancels_it() {
     let pool = pool(1);
     let e = pool
-        .call_with_options("sleep_until_cancelled", "", CallOptions::deadline(Duration::from_millis(30)))
+        .call_with_options(
+            "sleep_until_cancelled",
+            "",
+            CallOptions::deadline(Duration::from_millis(30)),
+        )
         .unwrap_err();
     assert!(e.is_deadline_exceeded(), "{e}");
     // The worker saw the cancel entry set by CALL-8 and is free again.
-    assert_eq!(pool.call("hello", "after").unwrap().text(), Some("Hello, after"));
+    assert_eq!(
+        pool.call("hello", "after").unwrap().text(),
+        Some("Hello, after")
+    );
     assert_eq!(pool.workers()[0].outstanding, 0);
 }
 
 #[test]
 fn async_calls_resolve_and_cancel() {
     let pool = pool(2);
-    let futures: Vec<_> = (0..50).map(|i| pool.call_async("echo", format!("n{i}"))).collect();
+    let futures: Vec<_> = (0..50)
+        .map(|i| pool.call_async("echo", format!("n{i}")))
+        .collect();
     for (i, f) in futures.into_iter().enumerate() {
         assert_eq!(block_on(f).unwrap().text(), Some(format!("n{i}").as_str()));
     }
@@ -135,7 +193,11 @@ fn async_calls_resolve_and_cancel() {
     let outstanding: usize = pool.workers().iter().map(|w| w.outstanding).sum();
     assert_eq!(outstanding, 0);
     // An async call with a deadline is failed by the monitor (CALL-8).
-    let f = pool.call_async_with_options("sleep_until_cancelled", "", CallOptions::deadline(Duration::from_millis(20)));
+    let f = pool.call_async_with_options(
+        "sleep_until_cancelled",
+        "",
+        CallOptions::deadline(Duration::from_millis(20)),
+    );
     assert!(f.wait().unwrap_err().is_deadline_exceeded());
 }
 
@@ -144,7 +206,9 @@ fn loaned_requests_are_written_in_place() {
     let pool = pool(1);
     let r = pool.call_loan("len", 1000, 0, |buf| buf.fill(7)).unwrap();
     assert_eq!(u64::from_le_bytes(r.bytes().try_into().unwrap()), 1000);
-    let r = pool.call_loan("echo", 5, 0, |buf| buf.copy_from_slice(b"abcde")).unwrap();
+    let r = pool
+        .call_loan("echo", 5, 0, |buf| buf.copy_from_slice(b"abcde"))
+        .unwrap();
     assert_eq!(r.bytes(), b"abcde");
     let e = pool.call_loan("echo", 1 << 20, 0, |_| {}).unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::InvalidArgument));
@@ -177,13 +241,24 @@ fn full_rings_with_error_backpressure_say_would_block_and_lose_nothing() {
     assert!(refused > 0, "a table of 4 entries refuses some of 21 calls");
     assert!(busy.wait().is_ok());
     for (i, f) in queued {
-        assert_eq!(f.wait().unwrap().bytes(), i.to_le_bytes(), "every accepted call is answered");
+        assert_eq!(
+            f.wait().unwrap().bytes(),
+            i.to_le_bytes(),
+            "every accepted call is answered"
+        );
     }
 }
 
 #[test]
 fn full_rings_with_wait_backpressure_deliver_everything() {
-    let pool = Arc::new(Pool::builder().threads(handlers()).ring_sizes(4096, 4096).inflight(2).build().unwrap());
+    let pool = Arc::new(
+        Pool::builder()
+            .threads(handlers())
+            .ring_sizes(4096, 4096)
+            .inflight(2)
+            .build()
+            .unwrap(),
+    );
     std::thread::scope(|s| {
         for t in 0..4u32 {
             let pool = Arc::clone(&pool);

@@ -13,8 +13,16 @@ fn main() {
         eprintln!("usage: knit-test-host <worker-binary> [workers]");
         std::process::exit(2);
     };
-    let n = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let pool = match Pool::builder().workers(n).process(Command::new(worker)).parent_death_signal(false).build() {
+    let n = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let pool = match Pool::builder()
+        .workers(n)
+        .process(Command::new(worker))
+        .parent_death_signal(false)
+        .build()
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("knit-test-host: {e}");

@@ -21,7 +21,9 @@ fn checksum(bytes: &[u8]) -> u64 {
 }
 
 fn millis(payload: &[u8]) -> Result<u64, HandlerError> {
-    let b: [u8; 8] = payload.try_into().map_err(|_| HandlerError::failed("want 8 bytes (u64 milliseconds)"))?;
+    let b: [u8; 8] = payload
+        .try_into()
+        .map_err(|_| HandlerError::failed("want 8 bytes (u64 milliseconds)"))?;
     Ok(u64::from_le_bytes(b))
 }
 
@@ -34,11 +36,19 @@ fn main() {
         }
     };
     let outcome = worker
-        .handle("hello", |_ctx, req| Ok(format!("Hello, {}", req.text()?).into_bytes()))
+        .handle("hello", |_ctx, req| {
+            Ok(format!("Hello, {}", req.text()?).into_bytes())
+        })
         .handle("echo", |_ctx, req| Ok(req.payload.to_vec()))
-        .handle("checksum", |_ctx, req| Ok(checksum(req.payload).to_le_bytes().to_vec()))
-        .handle("pid", |_ctx, _req| Ok(std::process::id().to_le_bytes().to_vec()))
-        .handle("panic", |_ctx, _req| panic!("worker process panicked on purpose"))
+        .handle("checksum", |_ctx, req| {
+            Ok(checksum(req.payload).to_le_bytes().to_vec())
+        })
+        .handle("pid", |_ctx, _req| {
+            Ok(std::process::id().to_le_bytes().to_vec())
+        })
+        .handle("panic", |_ctx, _req| {
+            panic!("worker process panicked on purpose")
+        })
         .handle("exit", |_ctx, _req| std::process::exit(7))
         .handle("sleep_ms", |_ctx, req| {
             std::thread::sleep(Duration::from_millis(millis(req.payload)?));
@@ -48,7 +58,10 @@ fn main() {
             let limit = millis(req.payload)?;
             for _ in 0..limit {
                 if ctx.is_cancelled() {
-                    return Err(HandlerError::new(knit_core::ErrorCode::Cancelled as u32, "saw the cancel entry"));
+                    return Err(HandlerError::new(
+                        knit_core::ErrorCode::Cancelled as u32,
+                        "saw the cancel entry",
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }

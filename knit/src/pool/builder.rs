@@ -37,7 +37,10 @@ impl CommandTemplate {
         CommandTemplate {
             program: cmd.get_program().to_owned(),
             args: cmd.get_args().map(ToOwned::to_owned).collect(),
-            envs: cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned))).collect(),
+            envs: cmd
+                .get_envs()
+                .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
+                .collect(),
             cwd: cmd.get_current_dir().map(ToOwned::to_owned),
         }
     }
@@ -117,7 +120,12 @@ pub struct PoolBuilder {
 
 impl Default for PoolBuilder {
     fn default() -> Self {
-        let params = Params { worker_slots: 1, channel_slots: 0, channel_ring_cap: 0, ..Params::default() };
+        let params = Params {
+            worker_slots: 1,
+            channel_slots: 0,
+            channel_ring_cap: 0,
+            ..Params::default()
+        };
         PoolBuilder {
             workers: 1,
             kind: None,
@@ -247,7 +255,11 @@ impl PoolBuilder {
     /// naming its command; the pool is then shut down and its region removed.
     pub fn build(self) -> Result<Pool> {
         let kind = self.kind.ok_or_else(|| {
-            Error::protocol(ErrorCode::InvalidArgument, "no worker kind", "call .threads(handlers) or .process(command)")
+            Error::protocol(
+                ErrorCode::InvalidArgument,
+                "no worker kind",
+                "call .threads(handlers) or .process(command)",
+            )
         })?;
         let mut params = self.params;
         params.worker_slots = self.workers;

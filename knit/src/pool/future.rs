@@ -22,16 +22,37 @@ pub struct CallFuture {
 enum State {
     /// Failed before anything was sent.
     Failed(Option<CallError>),
-    InFlight { inner: Arc<Inner>, worker: usize, id: u64, slot: Arc<CallSlot>, finished: bool },
+    InFlight {
+        inner: Arc<Inner>,
+        worker: usize,
+        id: u64,
+        slot: Arc<CallSlot>,
+        finished: bool,
+    },
 }
 
 impl CallFuture {
     pub(crate) fn failed(e: CallError) -> Self {
-        CallFuture { state: State::Failed(Some(e)) }
+        CallFuture {
+            state: State::Failed(Some(e)),
+        }
     }
 
-    pub(crate) fn in_flight(inner: Arc<Inner>, worker: usize, id: u64, slot: Arc<CallSlot>) -> Self {
-        CallFuture { state: State::InFlight { inner, worker, id, slot, finished: false } }
+    pub(crate) fn in_flight(
+        inner: Arc<Inner>,
+        worker: usize,
+        id: u64,
+        slot: Arc<CallSlot>,
+    ) -> Self {
+        CallFuture {
+            state: State::InFlight {
+                inner,
+                worker,
+                id,
+                slot,
+                finished: false,
+            },
+        }
     }
 
     /// The request id, once sent (per worker; CALL-1).
@@ -46,7 +67,10 @@ impl CallFuture {
     /// response is discarded (CALL-4) and the future resolves to `CANCELLED`, unless the
     /// outcome had already arrived.
     pub fn cancel(&self) {
-        if let State::InFlight { inner, worker, id, .. } = &self.state {
+        if let State::InFlight {
+            inner, worker, id, ..
+        } = &self.state
+        {
             if let Some(w) = inner.workers.get(*worker) {
                 inner.cancel(w, *id, ErrorCode::Cancelled, "cancelled by the caller");
             }
@@ -64,7 +88,9 @@ impl Future for CallFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
         match &mut self.get_mut().state {
-            State::Failed(e) => Poll::Ready(Err(e.take().unwrap_or_else(|| CallError::new(ErrorCode::InvalidArgument, "polled after completion")))),
+            State::Failed(e) => Poll::Ready(Err(e.take().unwrap_or_else(|| {
+                CallError::new(ErrorCode::InvalidArgument, "polled after completion")
+            }))),
             State::InFlight { slot, finished, .. } => match slot.take_or_register(cx.waker()) {
                 Some(outcome) => {
                     *finished = true;
@@ -78,7 +104,12 @@ impl Future for CallFuture {
 
 impl Drop for CallFuture {
     fn drop(&mut self) {
-        if let State::InFlight { finished: false, slot, .. } = &self.state {
+        if let State::InFlight {
+            finished: false,
+            slot,
+            ..
+        } = &self.state
+        {
             if !slot.is_done() {
                 self.cancel();
             }
@@ -88,6 +119,8 @@ impl Drop for CallFuture {
 
 impl std::fmt::Debug for CallFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallFuture").field("request_id", &self.request_id()).finish()
+        f.debug_struct("CallFuture")
+            .field("request_id", &self.request_id())
+            .finish()
     }
 }

@@ -56,7 +56,10 @@ pub(crate) struct HostState {
 /// What runs a worker.
 pub(crate) enum Runner {
     None,
-    Thread { handle: JoinHandle<crate::Result<ServeOutcome>>, stop: Arc<AtomicBool> },
+    Thread {
+        handle: JoinHandle<crate::Result<ServeOutcome>>,
+        stop: Arc<AtomicBool>,
+    },
     Process(std::process::Child),
 }
 
@@ -164,7 +167,13 @@ impl Inner {
     }
 
     /// Fails every call outstanding on `w` with `code` (LIVE-3, LIVE-6, shutdown).
-    pub(crate) fn fail_all(&self, w: &WorkerSlot, st: &mut HostState, code: ErrorCode, message: &str) {
+    pub(crate) fn fail_all(
+        &self,
+        w: &WorkerSlot,
+        st: &mut HostState,
+        code: ErrorCode,
+        message: &str,
+    ) {
         let ids: Vec<u64> = st.pending.keys().copied().collect();
         for id in ids {
             self.finish(w, st, id, Err(CallError::new(code, message)));
@@ -181,7 +190,9 @@ impl Inner {
         // Each poll takes at most MAX_RECORDS_PER_POLL records; the bound keeps a worker that
         // never stops producing from holding us here forever (SEC-1).
         for _ in 0..1024 {
-            let Some(mbx) = st.mailbox.as_mut() else { return progress };
+            let Some(mbx) = st.mailbox.as_mut() else {
+                return progress;
+            };
             let polled = match mbx.poll() {
                 Ok(p) => p,
                 Err(e) => {
@@ -196,19 +207,33 @@ impl Inner {
                 Some(HostEvent::Hello(table)) => {
                     *lock(&w.table) = Some(Arc::new(table));
                     // MBX-2: calls may go to this worker from now on.
-                    let _ = w.phase.compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
+                    let _ = w.phase.compare_exchange(
+                        STARTING,
+                        READY,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
                     None
                 }
                 Some(HostEvent::Response(r)) => {
                     let id = r.request_id;
                     let outcome = if r.status == 0 {
                         let ct = r.content_type;
-                        r.payload.into_vec().map(|bytes| Response::new(ct, bytes)).ok_or_else(|| {
-                            CallError::new(ErrorCode::PayloadTooLarge, "response payload could not be held")
-                        })
+                        r.payload
+                            .into_vec()
+                            .map(|bytes| Response::new(ct, bytes))
+                            .ok_or_else(|| {
+                                CallError::new(
+                                    ErrorCode::PayloadTooLarge,
+                                    "response payload could not be held",
+                                )
+                            })
                     } else {
                         let status = r.status;
-                        let message = r.payload.into_vec().map_or_else(String::new, |b| String::from_utf8_lossy(&b).into_owned());
+                        let message = r
+                            .payload
+                            .into_vec()
+                            .map_or_else(String::new, |b| String::from_utf8_lossy(&b).into_owned());
                         Err(CallError { status, message })
                     };
                     Some((id, outcome))
@@ -276,7 +301,15 @@ impl Inner {
                 self.drain_locked(w, &mut st);
                 seen_head = w.mailbox.request.load_head();
                 seen_tail = w.mailbox.response.load_tail();
-                match self.try_send(w, &mut st, function_id, payload, deadline_ns, slot, is_async)? {
+                match self.try_send(
+                    w,
+                    &mut st,
+                    function_id,
+                    payload,
+                    deadline_ns,
+                    slot,
+                    is_async,
+                )? {
                     Admit::Sent(id) => return Ok(id),
                     Admit::Full => {}
                 }
@@ -287,16 +320,36 @@ impl Inner {
 
     /// Backpressure (CALL-2, RING-14): `WOULD_BLOCK` under [`Backpressure::Error`]; otherwise
     /// waits, unlocked, until the worker consumed requests or answered some.
-    fn wait_for_room(&self, w: &WorkerSlot, seen_head: u64, seen_tail: u64, deadline_ns: u64) -> Result<(), CallError> {
+    fn wait_for_room(
+        &self,
+        w: &WorkerSlot,
+        seen_head: u64,
+        seen_tail: u64,
+        deadline_ns: u64,
+    ) -> Result<(), CallError> {
         if self.config.backpressure == Backpressure::Error {
-            return Err(CallError::new(ErrorCode::WouldBlock, format!("worker {}: request ring or cancel table full", w.index)));
+            return Err(CallError::new(
+                ErrorCode::WouldBlock,
+                format!("worker {}: request ring or cancel table full", w.index),
+            ));
         }
         let ready = || {
-            w.mailbox.request.load_head() != seen_head || w.mailbox.response.load_tail() != seen_tail || w.phase() != READY
+            w.mailbox.request.load_head() != seen_head
+                || w.mailbox.response.load_tail() != seen_tail
+                || w.phase() != READY
         };
-        match wait(&self.host_bell, self.config.spin, deadline_ns, ready, || self.check_open()) {
+        match wait(
+            &self.host_bell,
+            self.config.spin,
+            deadline_ns,
+            ready,
+            || self.check_open(),
+        ) {
             Ok(()) => Ok(()),
-            Err(Stop::Deadline) => Err(CallError::new(ErrorCode::DeadlineExceeded, "deadline passed while waiting for room")),
+            Err(Stop::Deadline) => Err(CallError::new(
+                ErrorCode::DeadlineExceeded,
+                "deadline passed while waiting for room",
+            )),
             Err(Stop::Failed(e)) => Err(e),
         }
     }
@@ -317,7 +370,10 @@ impl Inner {
         if len > self.one_record_payload() {
             return Err(CallError::new(
                 ErrorCode::InvalidArgument,
-                format!("a loan of {len} bytes does not fit one record (at most {})", self.one_record_payload()),
+                format!(
+                    "a loan of {len} bytes does not fit one record (at most {})",
+                    self.one_record_payload()
+                ),
             ));
         }
         let mut fill = Some(fill);
@@ -331,8 +387,12 @@ impl Inner {
                 self.drain_locked(w, &mut st);
                 seen_head = w.mailbox.request.load_head();
                 seen_tail = w.mailbox.response.load_tail();
-                let Some(mbx) = st.mailbox.as_mut() else { return Err(self.unavailable(w)) };
-                if let Some(mut loan) = mbx.loan_request(function_id, content_type, deadline_ns, len)? {
+                let Some(mbx) = st.mailbox.as_mut() else {
+                    return Err(self.unavailable(w));
+                };
+                if let Some(mut loan) =
+                    mbx.loan_request(function_id, content_type, deadline_ns, len)?
+                {
                     let id = loan.request_id();
                     if let (Some(f), Some(area)) = (fill.take(), loan.payload().get_mut(..len)) {
                         f(area);
@@ -364,10 +424,14 @@ impl Inner {
         let bytes: &[u8] = &payload.bytes;
         let ct = payload.content_type;
         let one = self.one_record_payload();
-        let Some(mbx) = st.mailbox.as_mut() else { return Err(self.unavailable(w)) };
+        let Some(mbx) = st.mailbox.as_mut() else {
+            return Err(self.unavailable(w));
+        };
         // A probe loan tells whether an id and room for the first record exist now; nothing is
         // taken until a loan is committed, so a refusal leaves no trace (backpressure Error).
-        let Some(mut loan) = mbx.loan_request(function_id, ct, deadline_ns, bytes.len().min(one))? else {
+        let Some(mut loan) =
+            mbx.loan_request(function_id, ct, deadline_ns, bytes.len().min(one))?
+        else {
             return Ok(Admit::Full);
         };
         let id = loan.request_id();
@@ -393,7 +457,9 @@ impl Inner {
         self.register(w, st, id, slot, deadline_ns, is_async);
         loop {
             let seen_head = w.mailbox.request.load_head();
-            let Some(mbx) = st.mailbox.as_mut() else { return Err(self.unavailable(w)) };
+            let Some(mbx) = st.mailbox.as_mut() else {
+                return Err(self.unavailable(w));
+            };
             let sent = match mbx.write(&mut out) {
                 Ok(s) => s,
                 Err(e) => {
@@ -411,7 +477,9 @@ impl Inner {
                 self.drain_locked(w, st);
                 w.mailbox.request.load_head() != seen_head || w.phase() != READY
             };
-            match wait(&self.host_bell, self.config.spin, 0, ready, || self.check_open()) {
+            match wait(&self.host_bell, self.config.spin, 0, ready, || {
+                self.check_open()
+            }) {
                 Ok(()) | Err(Stop::Deadline) => {}
                 Err(Stop::Failed(e)) => return Err(e),
             }
@@ -421,8 +489,23 @@ impl Inner {
         }
     }
 
-    fn register(&self, w: &WorkerSlot, st: &mut HostState, id: u64, slot: &Arc<CallSlot>, deadline_ns: u64, is_async: bool) {
-        st.pending.insert(id, Pending { slot: Arc::clone(slot), deadline_ns, is_async });
+    fn register(
+        &self,
+        w: &WorkerSlot,
+        st: &mut HostState,
+        id: u64,
+        slot: &Arc<CallSlot>,
+        deadline_ns: u64,
+        is_async: bool,
+    ) {
+        st.pending.insert(
+            id,
+            Pending {
+                slot: Arc::clone(slot),
+                deadline_ns,
+                is_async,
+            },
+        );
         w.outstanding.fetch_add(1, Ordering::AcqRel);
         if is_async {
             self.async_outstanding.fetch_add(1, Ordering::AcqRel);
@@ -435,7 +518,10 @@ impl Inner {
             return Err(self.poison_error());
         }
         if self.closing.load(Ordering::Acquire) {
-            return Err(CallError::new(ErrorCode::Shutdown, "the pool is shutting down"));
+            return Err(CallError::new(
+                ErrorCode::Shutdown,
+                "the pool is shutting down",
+            ));
         }
         Ok(())
     }
@@ -445,8 +531,15 @@ impl Inner {
         let code = self.region_view.poison_code();
         let name = ErrorCode::from_u32(code).map_or("unregistered code", ErrorCode::name);
         let by = self.region_view.poisoned_by();
-        let finder = if by == 0 { "an unknown participant".to_owned() } else { format!("participant {}", by - 1) };
-        CallError::new(ErrorCode::Poisoned, format!("region poisoned with {name} ({code}) by {finder}"))
+        let finder = if by == 0 {
+            "an unknown participant".to_owned()
+        } else {
+            format!("participant {}", by - 1)
+        };
+        CallError::new(
+            ErrorCode::Poisoned,
+            format!("region poisoned with {name} ({code}) by {finder}"),
+        )
     }
 
     /// The error of a call that finds its worker gone.
@@ -454,21 +547,40 @@ impl Inner {
         if self.poisoned.load(Ordering::Acquire) {
             return self.poison_error();
         }
-        let why = lock(&w.failure).clone().unwrap_or_else(|| "not ready".to_owned());
+        let why = lock(&w.failure)
+            .clone()
+            .unwrap_or_else(|| "not ready".to_owned());
         CallError::new(ErrorCode::PeerDied, format!("worker {}: {why}", w.index))
     }
 
     /// Waits for call `id`'s outcome, draining `w`'s responses meanwhile (the caller spins
     /// on the ring it called, then parks on the host doorbell, WAIT-3, WAIT-4).
-    pub(crate) fn wait_response(&self, w: &WorkerSlot, id: u64, slot: &CallSlot, deadline_ns: u64) -> CallResult {
+    pub(crate) fn wait_response(
+        &self,
+        w: &WorkerSlot,
+        id: u64,
+        slot: &CallSlot,
+        deadline_ns: u64,
+    ) -> CallResult {
         let ready = || slot.is_done() || (self.pump(w) && slot.is_done());
         // Outcomes of death, poisoning and shutdown arrive through the slot.
-        let waited = wait(&self.host_bell, self.config.spin, deadline_ns, ready, || Ok::<(), ()>(()));
+        let waited = wait(
+            &self.host_bell,
+            self.config.spin,
+            deadline_ns,
+            ready,
+            || Ok::<(), ()>(()),
+        );
         if let Err(Stop::Deadline) = waited {
             // CALL-8: fail and abandon it, setting its cancel entry.
             self.cancel(w, id, ErrorCode::DeadlineExceeded, "the deadline passed");
         }
-        slot.take().unwrap_or_else(|| Err(CallError::new(ErrorCode::Cancelled, "the call's outcome was already taken")))
+        slot.take().unwrap_or_else(|| {
+            Err(CallError::new(
+                ErrorCode::Cancelled,
+                "the call's outcome was already taken",
+            ))
+        })
     }
 
     /// CANCEL-1 / CALL-8: stores the cancel entry, rings the worker, abandons the id (a late

@@ -121,11 +121,19 @@ fn death(inner: &Inner, w: &WorkerSlot, now: u64) -> Option<(Option<ParticipantS
 
 /// LIVE-3: DEAD in the entry, deliver what the worker published, fail the rest with
 /// `PEER_DIED`, wake every waiter, reap the runner.
-pub(crate) fn declare_dead(inner: &Inner, w: &WorkerSlot, observed: Option<ParticipantState>, reason: &str) {
+pub(crate) fn declare_dead(
+    inner: &Inner,
+    w: &WorkerSlot,
+    observed: Option<ParticipantState>,
+    reason: &str,
+) {
     // Compare-and-swap from the state seen; a worker that just detached or was marked dead
     // keeps that state.
     if let Some(state) = observed {
-        if !matches!(state, ParticipantState::Dead | ParticipantState::Detached | ParticipantState::Empty) {
+        if !matches!(
+            state,
+            ParticipantState::Dead | ParticipantState::Detached | ParticipantState::Empty
+        ) {
             let _ = w.participant.mark_dead(state);
         }
     }
@@ -175,7 +183,8 @@ pub(crate) fn start_worker(inner: &Inner, w: &WorkerSlot) {
     if let Runner::Thread { handle, .. } = &*lock(&w.runner) {
         if !handle.is_finished() {
             // PART-4: the old thread still runs user code; try again later.
-            w.restart_after_ns.store(monotonic_ns() + RESTART_BACKOFF_NS, Ordering::Release);
+            w.restart_after_ns
+                .store(monotonic_ns() + RESTART_BACKOFF_NS, Ordering::Release);
             return;
         }
     }
@@ -188,9 +197,14 @@ pub(crate) fn start_worker(inner: &Inner, w: &WorkerSlot) {
         let _ = w.mailbox.cancel.zero(0, w.mailbox.cancel.len());
         let reserved = w.participant.reserve();
         let g = inner.region_view.geometry();
-        match reserved.and_then(|_| HostMailbox::new(w.mailbox, g.inflight_max(), g.max_message_len())) {
+        match reserved
+            .and_then(|_| HostMailbox::new(w.mailbox, g.inflight_max(), g.max_message_len()))
+        {
             Ok(mbx) => {
-                *st = HostState { mailbox: Some(mbx), pending: std::mem::take(&mut st.pending) };
+                *st = HostState {
+                    mailbox: Some(mbx),
+                    pending: std::mem::take(&mut st.pending),
+                };
                 Ok(())
             }
             Err(e) => Err(e.to_string()),
@@ -209,7 +223,10 @@ pub(crate) fn start_worker(inner: &Inner, w: &WorkerSlot) {
         }
         Err(e) => {
             let _ = w.participant.mark_dead(ParticipantState::Reserved);
-            fail_start(w, &format!("cannot start {}: {e}", inner.config.kind.describe()));
+            fail_start(
+                w,
+                &format!("cannot start {}: {e}", inner.config.kind.describe()),
+            );
         }
     }
     if w.restarts.fetch_add(1, Ordering::AcqRel) > 0 {
@@ -220,19 +237,32 @@ pub(crate) fn start_worker(inner: &Inner, w: &WorkerSlot) {
 fn fail_start(w: &WorkerSlot, reason: &str) {
     *lock(&w.failure) = Some(reason.to_owned());
     w.phase.store(DEAD, Ordering::Release);
-    w.restart_after_ns.store(monotonic_ns() + RESTART_BACKOFF_NS, Ordering::Release);
+    w.restart_after_ns
+        .store(monotonic_ns() + RESTART_BACKOFF_NS, Ordering::Release);
 }
 
 fn spawn(inner: &Inner, w: &WorkerSlot) -> std::io::Result<Runner> {
     match &inner.config.kind {
         WorkerKind::Threads(handlers) => {
             let stop = Arc::new(AtomicBool::new(false));
-            let worker = Worker::on_thread(inner.region.clone(), w.index, handlers.clone(), inner.config.spin, Arc::clone(&stop));
-            let handle = std::thread::Builder::new().name(format!("knit-worker-{}", w.index)).spawn(move || worker.serve())?;
+            let worker = Worker::on_thread(
+                inner.region.clone(),
+                w.index,
+                handlers.clone(),
+                inner.config.spin,
+                Arc::clone(&stop),
+            );
+            let handle = std::thread::Builder::new()
+                .name(format!("knit-worker-{}", w.index))
+                .spawn(move || worker.serve())?;
             Ok(Runner::Thread { handle, stop })
         }
         WorkerKind::Process(template) => {
-            let name = inner.region.name().map(|n| n.as_str().to_owned()).unwrap_or_default();
+            let name = inner
+                .region
+                .name()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default();
             let mut cmd = template.command();
             // MAP-5
             cmd.env(ENV_REGION, name).env(ENV_SLOT, w.index.to_string());
@@ -243,7 +273,9 @@ fn spawn(inner: &Inner, w: &WorkerSlot) -> std::io::Result<Runner> {
                 // which the worker applies anyway.
                 unsafe {
                     cmd.pre_exec(|| {
-                        let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+                        let _ = rustix::process::set_parent_process_death_signal(Some(
+                            rustix::process::Signal::KILL,
+                        ));
                         Ok(())
                     });
                 }
@@ -256,7 +288,12 @@ fn spawn(inner: &Inner, w: &WorkerSlot) -> std::io::Result<Runner> {
 /// CALL-8: fails calls whose deadline passed and sets their cancel entries.
 fn check_deadlines(inner: &Inner, w: &WorkerSlot, now: u64) {
     let expired: Vec<u64> = match w.state.try_lock() {
-        Ok(st) => st.pending.iter().filter(|(_, p)| p.deadline_ns != 0 && now >= p.deadline_ns).map(|(id, _)| *id).collect(),
+        Ok(st) => st
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline_ns != 0 && now >= p.deadline_ns)
+            .map(|(id, _)| *id)
+            .collect(),
         // Someone is working the mailbox; the next tick looks again.
         Err(_) => return,
     };
@@ -267,6 +304,15 @@ fn check_deadlines(inner: &Inner, w: &WorkerSlot, now: u64) {
 
 /// An error for a worker that failed to start, naming its command.
 pub(crate) fn start_error(inner: &Inner, w: &WorkerSlot) -> CallError {
-    let why = lock(&w.failure).clone().unwrap_or_else(|| "did not start".to_owned());
-    CallError::new(ErrorCode::PeerDied, format!("worker {} ({}) failed to start: {why}", w.index, inner.config.kind.describe()))
+    let why = lock(&w.failure)
+        .clone()
+        .unwrap_or_else(|| "did not start".to_owned());
+    CallError::new(
+        ErrorCode::PeerDied,
+        format!(
+            "worker {} ({}) failed to start: {why}",
+            w.index,
+            inner.config.kind.describe()
+        ),
+    )
 }

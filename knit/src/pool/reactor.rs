@@ -18,7 +18,10 @@ pub(crate) fn ensure_started(inner: &Arc<Inner>) {
     let mut slot = lock(&inner.reactor);
     if slot.is_none() && !inner.closing.load(Ordering::Acquire) {
         let me = Arc::clone(inner);
-        *slot = std::thread::Builder::new().name("knit-reactor".to_owned()).spawn(move || run(&me)).ok();
+        *slot = std::thread::Builder::new()
+            .name("knit-reactor".to_owned())
+            .spawn(move || run(&me))
+            .ok();
     }
 }
 
@@ -29,16 +32,26 @@ fn run(inner: &Inner) {
             continue;
         }
         // Tails first: a response published after this is seen by `ready` below.
-        let seen: Vec<u64> = inner.workers.iter().map(|w| w.mailbox.response.load_tail()).collect();
+        let seen: Vec<u64> = inner
+            .workers
+            .iter()
+            .map(|w| w.mailbox.response.load_tail())
+            .collect();
         for w in &inner.workers {
             inner.pump(w);
         }
         let ready = || {
             inner.async_outstanding.load(Ordering::Acquire) == 0
                 || inner.closing.load(Ordering::Acquire)
-                || inner.workers.iter().zip(&seen).any(|(w, t)| w.mailbox.response.load_tail() != *t)
+                || inner
+                    .workers
+                    .iter()
+                    .zip(&seen)
+                    .any(|(w, t)| w.mailbox.response.load_tail() != *t)
         };
         // WAIT-3: host threads park on the host's doorbell; every stop is re-checked above.
-        let _ = wait(&inner.host_bell, inner.config.spin, 0, ready, || Ok::<(), ()>(()));
+        let _ = wait(&inner.host_bell, inner.config.spin, 0, ready, || {
+            Ok::<(), ()>(())
+        });
     }
 }

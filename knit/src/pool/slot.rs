@@ -51,7 +51,11 @@ impl CallSlot {
 
     /// Takes the outcome, once.
     pub(crate) fn take(&self) -> Option<CallResult> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).outcome.take()
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .outcome
+            .take()
     }
 
     /// Registers the task to wake on completion; returns the outcome instead when it is

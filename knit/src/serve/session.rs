@@ -89,7 +89,11 @@ pub(super) fn serve(handle: &RegionHandle, slot: u32, worker: &Worker) -> Result
     // host process's (PART-9), which `current` gives too.
     let id = ProcessIdentity::current()?;
     me.claim()?;
-    let identity = Identity { pid: id.pid, start_time: id.start_time, impl_name: IMPL_NAME };
+    let identity = Identity {
+        pid: id.pid,
+        start_time: id.start_time,
+        impl_name: IMPL_NAME,
+    };
     let now = monotonic_ns();
     me.activate(&identity, now)?;
     let host = region.participant(0)?;
@@ -139,7 +143,13 @@ impl Session<'_, '_> {
                 Some(WorkerEvent::Shutdown) => return Ok(ServeOutcome::Shutdown),
                 Some(WorkerEvent::ChannelOpen(_)) => Some(None),
                 Some(WorkerEvent::Request(r)) => {
-                    let reply = self.run_request(r.request_id, r.function_id, r.content_type, r.deadline_ns, &r.payload);
+                    let reply = self.run_request(
+                        r.request_id,
+                        r.function_id,
+                        r.content_type,
+                        r.deadline_ns,
+                        &r.payload,
+                    );
                     r.payload.release();
                     Some(Some((r.request_id, reply)))
                 }
@@ -159,29 +169,60 @@ impl Session<'_, '_> {
     }
 
     /// Decides and runs one request (CALL-5, CANCEL-3, CALL-9, CALL-6).
-    fn run_request(&self, request_id: u64, function_id: u32, content_type: u32, deadline_ns: u64, payload: &Payload<'_, '_>) -> Reply {
+    fn run_request(
+        &self,
+        request_id: u64,
+        function_id: u32,
+        content_type: u32,
+        deadline_ns: u64,
+        payload: &Payload<'_, '_>,
+    ) -> Reply {
         let handlers = &self.worker.handlers;
         let Some(handler) = handlers.get(function_id) else {
             // CALL-5
-            return error(ErrorCode::UnknownFunction, format!("no function with id {function_id}"));
+            return error(
+                ErrorCode::UnknownFunction,
+                format!("no function with id {function_id}"),
+            );
         };
-        let ctx = Context::new(request_id, deadline_ns, self.cancel_entry(request_id), content_type, self.slot);
+        let ctx = Context::new(
+            request_id,
+            deadline_ns,
+            self.cancel_entry(request_id),
+            content_type,
+            self.slot,
+        );
         // CANCEL-3: a request cancelled before it ran is answered without running it.
         if ctx.is_cancelled() {
             return error(ErrorCode::Cancelled, "cancelled before it ran".into());
         }
         // CALL-9
         if deadline_ns != 0 && monotonic_ns() >= deadline_ns {
-            return error(ErrorCode::DeadlineExceeded, "deadline passed before it ran".into());
+            return error(
+                ErrorCode::DeadlineExceeded,
+                "deadline passed before it ran".into(),
+            );
         }
         if let Payload::Unavailable { len } = payload {
-            return error(ErrorCode::PayloadTooLarge, format!("request payload of {len} bytes could not be held"));
+            return error(
+                ErrorCode::PayloadTooLarge,
+                format!("request payload of {len} bytes could not be held"),
+            );
         }
-        let request = Request { payload: payload.bytes(), content_type };
+        let request = Request {
+            payload: payload.bytes(),
+            content_type,
+        };
         // CALL-6: a panic is a failure of this call only; the loop keeps serving.
         match catch_unwind(AssertUnwindSafe(|| handler(&ctx, request))) {
-            Ok(Ok(bytes)) => Reply::Ok { content_type: ctx.content_type(), bytes },
-            Ok(Err(e)) => Reply::Err { status: e.code, message: e.message },
+            Ok(Ok(bytes)) => Reply::Ok {
+                content_type: ctx.content_type(),
+                bytes,
+            },
+            Ok(Err(e)) => Reply::Err {
+                status: e.code,
+                message: e.message,
+            },
             Err(panic) => {
                 let name = handlers.name(function_id).unwrap_or("?");
                 let text = panic
@@ -189,7 +230,10 @@ impl Session<'_, '_> {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string panic payload".to_owned());
-                error(ErrorCode::HandlerFailed, format!("handler `{name}` panicked: {text}"))
+                error(
+                    ErrorCode::HandlerFailed,
+                    format!("handler `{name}` panicked: {text}"),
+                )
             }
         }
     }
@@ -202,9 +246,17 @@ impl Session<'_, '_> {
         cancel.atomic_u64(index.checked_mul(8)?).ok()
     }
 
-    fn respond(&self, mbx: &mut WorkerMailbox<'_>, request_id: u64, reply: &Reply) -> Result<(), Halt> {
+    fn respond(
+        &self,
+        mbx: &mut WorkerMailbox<'_>,
+        request_id: u64,
+        reply: &Reply,
+    ) -> Result<(), Halt> {
         let mut out = match reply {
-            Reply::Ok { content_type, bytes } => mbx.start_response(request_id, 0, *content_type, bytes),
+            Reply::Ok {
+                content_type,
+                bytes,
+            } => mbx.start_response(request_id, 0, *content_type, bytes),
             Reply::Err { status, message } => mbx.error_response(request_id, *status, message),
         };
         self.send(mbx, &mut out)
@@ -242,7 +294,12 @@ impl Session<'_, '_> {
 
     /// LIVE-4, LIVE-6, PART-7 and the pool's stop request for thread workers.
     fn check(&self) -> Result<(), Halt> {
-        if self.worker.stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) {
+        if self
+            .worker
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Acquire))
+        {
             return Err(Halt::Stopped);
         }
         // LIVE-6, LIVE-7: a poisoned region is left.
@@ -259,13 +316,21 @@ impl Session<'_, '_> {
         match peer_status(&self.host) {
             Ok(PeerStatus::Active) => {}
             Ok(status) => {
-                return Err(Halt::Failed(Error::protocol(ErrorCode::PeerDied, "host", format!("{status:?}"))));
+                return Err(Halt::Failed(Error::protocol(
+                    ErrorCode::PeerDied,
+                    "host",
+                    format!("{status:?}"),
+                )));
             }
             Err(e) => return Err(self.violation(e)),
         }
         // The host gave up on this worker (LIVE-2): stop using the entry.
         if self.me.state().map_err(|e| self.violation(e))? == ParticipantState::Dead {
-            return Err(Halt::Failed(Error::protocol(ErrorCode::SlotTaken, "host marked this worker DEAD", String::new())));
+            return Err(Halt::Failed(Error::protocol(
+                ErrorCode::SlotTaken,
+                "host marked this worker DEAD",
+                String::new(),
+            )));
         }
         let now = monotonic_ns();
         if now.saturating_sub(self.last_heartbeat.get()) >= HEARTBEAT_EVERY_NS {
@@ -286,5 +351,8 @@ impl Session<'_, '_> {
 }
 
 fn error(code: ErrorCode, message: String) -> Reply {
-    Reply::Err { status: code as u32, message }
+    Reply::Err {
+        status: code as u32,
+        message,
+    }
 }
