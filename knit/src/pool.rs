@@ -236,7 +236,43 @@ impl Pool {
         let id = self
             .inner
             .send(w, function_id, &payload, deadline_ns, &slot, false)?;
-        self.inner.wait_response(w, id, &slot, deadline_ns)
+        self.inner
+            .wait_response(w, id, &slot, deadline_ns, &mut None)
+    }
+
+    /// Calls `name` and runs `f` on the result bytes. When this thread reads the response
+    /// itself and it is one record, `f` sees the bytes in place in the response ring, before
+    /// the record is released (zero copy, MSG-5); otherwise it sees a private copy. The bytes
+    /// come from another process: treat them as untrusted input (RING-15).
+    pub fn call_with<'p, R>(
+        &self,
+        name: &str,
+        payload: impl Into<Payload<'p>>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, CallError> {
+        let options = CallOptions::default();
+        let payload = payload.into();
+        let deadline_ns = self.deadline(options);
+        let (worker, function_id) = self.pick(name, deadline_ns)?;
+        let w = self.worker(worker)?;
+        let slot = Arc::new(CallSlot::new());
+        let id = self
+            .inner
+            .send(w, function_id, &payload, deadline_ns, &slot, false)?;
+        let mut f = Some(f);
+        let mut out = None;
+        let mut run = |bytes: &[u8]| {
+            if let Some(f) = f.take() {
+                out = Some(f(bytes));
+            }
+        };
+        let response = {
+            let mut hook: inner::Hook<'_> = Some((id, &mut run));
+            self.inner
+                .wait_response(w, id, &slot, deadline_ns, &mut hook)?
+        };
+        run(response.bytes());
+        out.ok_or_else(|| CallError::new(ErrorCode::InvalidArgument, "the result was consumed"))
     }
 
     /// Starts a call and returns its future at once (the request is sent before this returns;
@@ -292,7 +328,8 @@ impl Pool {
         let id =
             self.inner
                 .send_loan(w, function_id, len, content_type, deadline_ns, &slot, fill)?;
-        self.inner.wait_response(w, id, &slot, deadline_ns)
+        self.inner
+            .wait_response(w, id, &slot, deadline_ns, &mut None)
     }
 
     fn deadline(&self, options: CallOptions) -> u64 {

@@ -272,3 +272,40 @@ fn full_rings_with_wait_backpressure_deliver_everything() {
         }
     });
 }
+
+#[test]
+fn call_with_runs_the_closure_on_the_result() {
+    let pool = pool(1);
+    let n = pool.call_with("echo", "in place", <[u8]>::len).unwrap();
+    assert_eq!(n, 8);
+    let data = vec![9u8; 300_000];
+    let sum = pool
+        .call_with("echo", &data, |b| {
+            b.iter().map(|&x| u64::from(x)).sum::<u64>()
+        })
+        .unwrap();
+    assert_eq!(
+        sum, 2_700_000,
+        "a fragmented result is reassembled, then handed to the closure"
+    );
+    assert!(pool.call_with("fail", "", |_| ()).unwrap_err().status == 1234);
+}
+
+#[test]
+fn a_corrupt_response_ring_poisons_the_region_and_fails_calls() {
+    let pool = pool(1);
+    assert!(pool.call("echo", "fine").is_ok());
+    // A hostile worker publishes a tail that is not a multiple of 8 (RING-8).
+    let mailbox = pool.region().region().mailbox(0).unwrap();
+    mailbox.response.ctrl.write_u64(0, 0x1_0003).unwrap();
+    let e = pool.call("echo", "after").unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Poisoned), "{e}");
+    assert_eq!(
+        pool.region().region().poison_code(),
+        ErrorCode::BadPosition as u32
+    );
+    // LIVE-6: later calls fail at once with POISONED and name the first violation (LIVE-7).
+    let e = pool.call("echo", "later").unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Poisoned));
+    assert!(e.message.contains("BAD_POSITION"), "{e}");
+}

@@ -15,6 +15,8 @@ struct Total {
     label: String,
 }
 
+// The typed handler signature takes the decoded request by value.
+#[allow(clippy::needless_pass_by_value)]
 fn add(_ctx: &knit::Context<'_>, s: Sum) -> Result<Total, HandlerError> {
     if s.values.is_empty() {
         return Err(HandlerError::failed("nothing to add"));

@@ -186,6 +186,18 @@ impl Inner {
     /// A violation poisons the region (ERR-2, RING-13) and fails the worker's calls with
     /// `POISONED` (LIVE-6).
     pub(crate) fn drain_locked(&self, w: &WorkerSlot, st: &mut HostState) -> bool {
+        self.drain_with(w, st, &mut None)
+    }
+
+    /// [`Inner::drain_locked`], running `hook` on the payload of request `id`'s successful
+    /// response in place in the ring, before the record is released (zero copy, MSG-5); that
+    /// call's [`Response`] then carries no bytes.
+    pub(crate) fn drain_with(
+        &self,
+        w: &WorkerSlot,
+        st: &mut HostState,
+        hook: &mut Hook<'_>,
+    ) -> bool {
         let mut progress = false;
         // Each poll takes at most MAX_RECORDS_PER_POLL records; the bound keeps a worker that
         // never stops producing from holding us here forever (SEC-1).
@@ -217,25 +229,22 @@ impl Inner {
                 }
                 Some(HostEvent::Response(r)) => {
                     let id = r.request_id;
-                    let outcome = if r.status == 0 {
-                        let ct = r.content_type;
-                        r.payload
-                            .into_vec()
-                            .map(|bytes| Response::new(ct, bytes))
-                            .ok_or_else(|| {
-                                CallError::new(
-                                    ErrorCode::PayloadTooLarge,
-                                    "response payload could not be held",
-                                )
-                            })
-                    } else {
-                        let status = r.status;
-                        let message = r
-                            .payload
-                            .into_vec()
-                            .map_or_else(String::new, |b| String::from_utf8_lossy(&b).into_owned());
-                        Err(CallError { status, message })
-                    };
+                    let in_place = matches!(r.payload, knit_core::message::Payload::InPlace(_));
+                    let outcome =
+                        if let (0, true, Some((want, f))) = (r.status, in_place, hook.as_mut()) {
+                            if *want == id {
+                                // RING-15: the hook sees untrusted bytes that stay in the ring
+                                // only until the release below.
+                                f(r.payload.bytes());
+                                r.payload.release();
+                                *hook = None;
+                                Ok(Response::new(r.content_type, Vec::new()))
+                            } else {
+                                owned_outcome(r)
+                            }
+                        } else {
+                            owned_outcome(r)
+                        };
                     Some((id, outcome))
                 }
             };
@@ -257,7 +266,35 @@ impl Inner {
         }
         progress
     }
+}
 
+/// A response's outcome with its payload copied into private memory.
+fn owned_outcome(r: knit_core::mailbox::Response<'_, '_>) -> CallResult {
+    if r.status == 0 {
+        let ct = r.content_type;
+        r.payload
+            .into_vec()
+            .map(|bytes| Response::new(ct, bytes))
+            .ok_or_else(|| {
+                CallError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "response payload could not be held",
+                )
+            })
+    } else {
+        let status = r.status;
+        let message = r
+            .payload
+            .into_vec()
+            .map_or_else(String::new, |b| String::from_utf8_lossy(&b).into_owned());
+        Err(CallError { status, message })
+    }
+}
+
+/// A caller's hook for its own response, see [`Inner::drain_with`].
+pub(crate) type Hook<'h> = Option<(u64, &'h mut dyn FnMut(&[u8]))>;
+
+impl Inner {
     /// Drains `w` if no other thread is doing it; returns whether anything was read.
     pub(crate) fn pump(&self, w: &WorkerSlot) -> bool {
         match w.state.try_lock() {
@@ -561,8 +598,18 @@ impl Inner {
         id: u64,
         slot: &CallSlot,
         deadline_ns: u64,
+        hook: &mut Hook<'_>,
     ) -> CallResult {
-        let ready = || slot.is_done() || (self.pump(w) && slot.is_done());
+        let ready = || {
+            slot.is_done()
+                || match w.state.try_lock() {
+                    Ok(mut st) => self.drain_with(w, &mut st, hook) && slot.is_done(),
+                    Err(std::sync::TryLockError::Poisoned(p)) => {
+                        self.drain_with(w, &mut p.into_inner(), hook) && slot.is_done()
+                    }
+                    Err(std::sync::TryLockError::WouldBlock) => false,
+                }
+        };
         // Outcomes of death, poisoning and shutdown arrive through the slot.
         let waited = wait(
             &self.host_bell,
