@@ -49,12 +49,6 @@ pub struct ChannelWriter<'a> {
     blocked_head: Option<u64>,
 }
 
-/// What one attempt to write produced.
-enum Attempt {
-    Progress,
-    Stuck,
-}
-
 fn misuse(what: &'static str) -> Error {
     Error::new(ErrorCode::InvalidArgument, what)
 }
@@ -142,19 +136,10 @@ impl<'a> ChannelWriter<'a> {
         self.end.check_open()?;
         let mut published = false;
         let done = self.attempt(|producer| {
-            let before = producer.tail();
             let done = out.message.write_to(producer);
             // Publish what was committed, even when a later fragment failed (RING-3).
             published |= producer.publish();
-            let done = done?;
-            Ok((
-                done,
-                if producer.tail() == before {
-                    Attempt::Stuck
-                } else {
-                    Attempt::Progress
-                },
-            ))
+            done
         })?;
         self.partial = if done || !out.message.is_started() {
             None
@@ -192,17 +177,7 @@ impl<'a> ChannelWriter<'a> {
         let body_len = DataHead::LEN + capacity;
         // Probe for space first (an uncommitted reservation is abandoned without a trace), so
         // that the loan below is only taken when it will succeed.
-        let fits = self.attempt(|producer| {
-            let fits = producer.reserve(body_len)?.is_some();
-            Ok((
-                fits,
-                if fits {
-                    Attempt::Progress
-                } else {
-                    Attempt::Stuck
-                },
-            ))
-        })?;
+        let fits = self.attempt(|producer| Ok(producer.reserve(body_len)?.is_some()))?;
         if !fits {
             return Ok(None);
         }
@@ -238,14 +213,7 @@ impl<'a> ChannelWriter<'a> {
         let done = self.attempt(|producer| {
             let written = message::write_control(producer, TYPE_END, &[])?;
             published |= producer.publish();
-            Ok((
-                written,
-                if written {
-                    Attempt::Progress
-                } else {
-                    Attempt::Stuck
-                },
-            ))
+            Ok(written)
         })?;
         if done {
             // CHAN-4, CHAN-9: END is published; release. Later operations are a misuse.
@@ -278,35 +246,33 @@ impl<'a> ChannelWriter<'a> {
         }
     }
 
-    /// Runs `step` on the producer; when it makes no progress, notes the reader's `head` and
-    /// runs it once more, so that a `head` that moved in between is never missed by
-    /// [`ChannelWriter::is_ready`]; when it still makes none, checks CHAN-13.
-    fn attempt<T>(
-        &mut self,
-        mut step: impl FnMut(&mut Producer<'a>) -> Result<(T, Attempt)>,
-    ) -> Result<T> {
-        let (value, progress) = match step(&mut self.producer) {
-            Ok(r) => r,
+    /// Runs `step` (which returns whether the operation finished) on the producer. When it
+    /// did not finish, notes the reader's `head` and runs it once more, so that a `head` that
+    /// moved before the note is never missed by [`ChannelWriter::is_ready`] (a lost wake-up);
+    /// when it still does not finish, checks CHAN-13.
+    fn attempt(&mut self, mut step: impl FnMut(&mut Producer<'a>) -> Result<bool>) -> Result<bool> {
+        match step(&mut self.producer) {
+            Ok(true) => {
+                self.blocked_head = None;
+                return Ok(true);
+            }
+            Ok(false) => {}
             Err(e) => return Err(self.end.fail_or_abort(e)),
-        };
-        if let Attempt::Progress = progress {
-            self.blocked_head = None;
-            return Ok(value);
         }
         let head = self.producer.ring().load_head();
-        let (value, progress) = match step(&mut self.producer) {
-            Ok(r) => r,
+        match step(&mut self.producer) {
+            Ok(true) => {
+                self.blocked_head = None;
+                return Ok(true);
+            }
+            Ok(false) => {}
             Err(e) => return Err(self.end.fail_or_abort(e)),
-        };
-        if let Attempt::Progress = progress {
-            self.blocked_head = None;
-            return Ok(value);
         }
         self.blocked_head = Some(head);
         // CHAN-13: no space, and the reader may be gone.
         let released = self.end.load_released();
         self.end.check_peer_released(released)?;
-        Ok(value)
+        Ok(false)
     }
 }
 
