@@ -16,6 +16,7 @@ mod future;
 mod inner;
 mod monitor;
 mod reactor;
+mod sender;
 mod slot;
 
 use std::collections::HashMap;
@@ -128,6 +129,7 @@ impl Pool {
             reactor_signal: Signal::default(),
             monitor: Mutex::new(None),
             reactor: Mutex::new(None),
+            sender: Mutex::new(None),
             region: handle.clone(),
         });
         let me = Arc::clone(&inner);
@@ -290,24 +292,47 @@ impl Pool {
     ) -> CallFuture {
         let payload = with_content_type(payload.into(), options);
         let deadline_ns = self.deadline(options);
-        let sent = self
+        let picked = self
             .pick(name, deadline_ns)
-            .and_then(|(worker, function_id)| {
-                let w = self.worker(worker)?;
-                let slot = Arc::new(CallSlot::new());
-                reactor::ensure_started(&self.inner);
-                let id = self
-                    .inner
-                    .send(w, function_id, &payload, deadline_ns, &slot, true)?;
-                Ok((worker, id, slot))
-            });
-        match sent {
-            Ok((worker, id, slot)) => {
-                self.inner.reactor_signal.notify();
-                CallFuture::in_flight(Arc::clone(&self.inner), worker, id, slot)
+            .and_then(|(worker, function_id)| Ok((worker, function_id, self.worker(worker)?)));
+        let (worker, function_id, w) = match picked {
+            Ok(p) => p,
+            Err(e) => return CallFuture::failed(e),
+        };
+        let slot = Arc::new(CallSlot::new());
+        reactor::ensure_started(&self.inner);
+        // A request that fits now is sent from this thread; any other (a full ring, a
+        // fragmented payload) goes to the sender thread, so that this never blocks.
+        match self
+            .inner
+            .send_now(w, function_id, &payload, deadline_ns, &slot)
+        {
+            Ok(Some(id)) => slot.set_id(id),
+            Ok(None)
+                if self.inner.config.backpressure == Backpressure::Error
+                    && payload.bytes.len() <= self.inner.one_record_payload() =>
+            {
+                return CallFuture::failed(CallError::new(
+                    ErrorCode::WouldBlock,
+                    format!("worker {}: request ring or cancel table full", w.index),
+                ));
             }
-            Err(e) => CallFuture::failed(e),
+            Ok(None) => {
+                let job = sender::Job {
+                    worker,
+                    function_id,
+                    payload: payload.into_owned(),
+                    deadline_ns,
+                    slot: Arc::clone(&slot),
+                };
+                if let Err(e) = sender::submit(&self.inner, job) {
+                    return CallFuture::failed(e);
+                }
+            }
+            Err(e) => return CallFuture::failed(e),
         }
+        self.inner.reactor_signal.notify();
+        CallFuture::in_flight(Arc::clone(&self.inner), worker, slot)
     }
 
     /// Calls `name` with a request of `len` bytes that `fill` writes straight into the request
@@ -452,6 +477,7 @@ fn shutdown(inner: &Arc<Inner>) {
     inner.monitor_signal.notify();
     inner.reactor_signal.notify();
     inner.ring_host_bell();
+    sender::stop(inner);
     for t in [&inner.monitor, &inner.reactor] {
         let handle = lock(t).take();
         if let Some(h) = handle {

@@ -230,7 +230,7 @@ fn full_rings_with_error_backpressure_say_would_block_and_lose_nothing() {
     let mut refused = 0;
     for i in 0..20u32 {
         let f = pool.call_async("echo", i.to_le_bytes().to_vec());
-        if f.request_id().is_some() {
+        if !f.is_failed() {
             queued.push((i, f));
         } else {
             let e = f.wait().unwrap_err();

@@ -25,7 +25,6 @@ enum State {
     InFlight {
         inner: Arc<Inner>,
         worker: usize,
-        id: u64,
         slot: Arc<CallSlot>,
         finished: bool,
     },
@@ -38,41 +37,58 @@ impl CallFuture {
         }
     }
 
-    pub(crate) fn in_flight(
-        inner: Arc<Inner>,
-        worker: usize,
-        id: u64,
-        slot: Arc<CallSlot>,
-    ) -> Self {
+    pub(crate) fn in_flight(inner: Arc<Inner>, worker: usize, slot: Arc<CallSlot>) -> Self {
         CallFuture {
             state: State::InFlight {
                 inner,
                 worker,
-                id,
                 slot,
                 finished: false,
             },
         }
     }
 
-    /// The request id, once sent (per worker; CALL-1).
+    /// The request id (per worker; CALL-1) once the request is written; `None` while it waits
+    /// for room on the pool's sender thread, and for a call that failed before sending.
     pub fn request_id(&self) -> Option<u64> {
         match &self.state {
-            State::InFlight { id, .. } => Some(*id),
+            State::InFlight { slot, .. } => Some(slot.id()).filter(|&id| id != 0),
             State::Failed(_) => None,
         }
     }
 
+    /// True when the call failed before anything was sent (for example `WOULD_BLOCK`).
+    pub fn is_failed(&self) -> bool {
+        matches!(self.state, State::Failed(_))
+    }
+
     /// Cancels the call (CANCEL-1): the worker is told through the cancel table, a late
     /// response is discarded (CALL-4) and the future resolves to `CANCELLED`, unless the
-    /// outcome had already arrived.
+    /// outcome had already arrived. A call not yet sent is never sent.
     pub fn cancel(&self) {
         if let State::InFlight {
-            inner, worker, id, ..
+            inner,
+            worker,
+            slot,
+            ..
         } = &self.state
         {
-            if let Some(w) = inner.workers.get(*worker) {
-                inner.cancel(w, *id, ErrorCode::Cancelled, "cancelled by the caller");
+            let id = slot.id();
+            if id == 0 {
+                // Still queued for the sender thread, which skips completed slots (or abandons
+                // the request if it is being written right now).
+                slot.complete(Err(CallError::new(
+                    ErrorCode::Cancelled,
+                    "cancelled by the caller",
+                )));
+                let id = slot.id();
+                if id != 0 {
+                    if let Some(w) = inner.workers.get(*worker) {
+                        inner.cancel(w, id, ErrorCode::Cancelled, "cancelled by the caller");
+                    }
+                }
+            } else if let Some(w) = inner.workers.get(*worker) {
+                inner.cancel(w, id, ErrorCode::Cancelled, "cancelled by the caller");
             }
         }
     }

@@ -135,6 +135,7 @@ pub(crate) struct Inner {
     pub(crate) reactor_signal: Signal,
     pub(crate) monitor: Mutex<Option<JoinHandle<()>>>,
     pub(crate) reactor: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) sender: Mutex<Option<super::sender::Sender>>,
     pub(crate) region: RegionHandle,
 }
 
@@ -150,7 +151,7 @@ impl Inner {
     }
 
     /// The largest payload of a one-record request (RING-1: records up to `cap / 2`).
-    fn one_record_payload(&self) -> usize {
+    pub(crate) fn one_record_payload(&self) -> usize {
         let cap = self.region_view.geometry().request_ring_cap() as usize;
         (cap / 2).saturating_sub(RECORD_HEADER_LEN + RequestHead::LEN)
     }
@@ -352,6 +353,31 @@ impl Inner {
                 }
             }
             self.wait_for_room(w, seen_head, seen_tail, deadline_ns)?;
+        }
+    }
+
+    /// One attempt to send a request that fits one record, never waiting: `Ok(None)` when
+    /// the ring or the cancel table is full now (for async calls, which then hand the request
+    /// to the sender thread).
+    pub(crate) fn send_now(
+        &self,
+        w: &WorkerSlot,
+        function_id: u32,
+        payload: &Payload<'_>,
+        deadline_ns: u64,
+        slot: &Arc<CallSlot>,
+    ) -> Result<Option<u64>, CallError> {
+        if payload.bytes.len() > self.one_record_payload() {
+            return Ok(None);
+        }
+        let mut st = lock(&w.state);
+        if w.phase() != READY || st.mailbox.is_none() {
+            return Err(self.unavailable(w));
+        }
+        self.drain_locked(w, &mut st);
+        match self.try_send(w, &mut st, function_id, payload, deadline_ns, slot, true)? {
+            Admit::Sent(id) => Ok(Some(id)),
+            Admit::Full => Ok(None),
         }
     }
 

@@ -1,7 +1,7 @@
 //! [`CallSlot`]: where the outcome of one call is delivered, by whichever thread reads the
 //! response (a blocking caller draining the ring, the reactor, the monitor).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::Waker;
 
@@ -10,6 +10,8 @@ use crate::call::CallResult;
 /// The outcome of one call, set once.
 #[derive(Debug, Default)]
 pub(crate) struct CallSlot {
+    /// The request id once sent (0 before: an async call may wait for the sender thread).
+    id: AtomicU64,
     done: AtomicBool,
     inner: Mutex<SlotInner>,
 }
@@ -23,6 +25,15 @@ struct SlotInner {
 impl CallSlot {
     pub(crate) fn new() -> Self {
         CallSlot::default()
+    }
+
+    /// The request id, 0 while not sent.
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_id(&self, id: u64) {
+        self.id.store(id, Ordering::Release);
     }
 
     /// True once an outcome was delivered (it may have been taken since).
