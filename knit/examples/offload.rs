@@ -40,6 +40,10 @@ fn poll_once(f: &mut CallFuture, waker: &Waker) -> Option<CallResult> {
     }
 }
 
+/// Buffers hashed, and the size of each.
+const BUFFERS: usize = 8;
+const SIZE: usize = 16 << 20;
+
 fn main() -> Result<(), Box<dyn Error>> {
     if std::env::var_os(knit::serve::ENV_REGION).is_some() {
         Worker::from_env()?
@@ -49,8 +53,6 @@ fn main() -> Result<(), Box<dyn Error>> {
             .run()?;
         return Ok(());
     }
-    const BUFFERS: usize = 8;
-    const SIZE: usize = 16 << 20;
     let pool = Pool::builder()
         .workers(2)
         .process(Command::new(std::env::current_exe()?))
@@ -87,7 +89,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         pending = still;
     }
-    let mib = BUFFERS * SIZE >> 20;
+    let mib = (BUFFERS * SIZE) >> 20;
     println!(
         "hashed {mib} MiB in {:?} off the main thread, which ticked {ticks} times meanwhile",
         started.elapsed()

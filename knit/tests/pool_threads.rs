@@ -230,12 +230,12 @@ fn full_rings_with_error_backpressure_say_would_block_and_lose_nothing() {
     let mut refused = 0;
     for i in 0..20u32 {
         let f = pool.call_async("echo", i.to_le_bytes().to_vec());
-        if !f.is_failed() {
-            queued.push((i, f));
-        } else {
+        if f.is_failed() {
             let e = f.wait().unwrap_err();
             assert!(e.is_would_block(), "{e}");
             refused += 1;
+        } else {
+            queued.push((i, f));
         }
     }
     assert!(refused > 0, "a table of 4 entries refuses some of 21 calls");
