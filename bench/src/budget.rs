@@ -1,0 +1,44 @@
+//! How long each case runs: the full run, or the quick mode that only checks that everything
+//! works (CI) and asserts nothing about time.
+
+use std::time::Duration;
+
+/// Time and sample limits of one case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// True for the quick mode.
+    pub quick: bool,
+    /// Calls made before measuring, to fault in pages and warm caches and branch predictors.
+    pub warmup: Duration,
+    /// How long one round-trip case measures (it also stops at `max_samples`).
+    pub measure: Duration,
+    /// The most samples one round-trip case keeps.
+    pub max_samples: usize,
+    /// How long one stream case sends.
+    pub stream: Duration,
+}
+
+impl Budget {
+    /// The full run: about 2 s per round-trip case and 1 s per stream case, enough samples
+    /// for a stable p99.9 at every size.
+    pub fn full() -> Budget {
+        Budget {
+            quick: false,
+            warmup: Duration::from_millis(200),
+            measure: Duration::from_secs(2),
+            max_samples: 2_000_000,
+            stream: Duration::from_secs(1),
+        }
+    }
+
+    /// The quick mode: a few milliseconds per case, so the whole suite runs in seconds.
+    pub fn quick() -> Budget {
+        Budget {
+            quick: true,
+            warmup: Duration::from_millis(5),
+            measure: Duration::from_millis(30),
+            max_samples: 5_000,
+            stream: Duration::from_millis(30),
+        }
+    }
+}

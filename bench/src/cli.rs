@@ -1,0 +1,296 @@
+//! The command line: `knit-bench [--quick] [--out DIR] [--only ID,...]` runs the suite and
+//! writes the report; `knit-bench peer ROLE key=value...` is the peer process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::budget::Budget;
+use crate::machine::{load_average, Machine};
+use crate::peer::{PeerArgs, PEER_COMMAND};
+use crate::report::{bytes, Report};
+use crate::results::{Failure, RoundTripRow, StreamRow};
+use crate::roundtrip::{self, PAYLOADS};
+use crate::stream::{self, BATCHES, MESSAGES};
+use crate::suite::Suite;
+use crate::{error, Result};
+
+const USAGE: &str = "\
+usage: knit-bench [--quick] [--out DIR] [--only ID[,ID...]] [--list]
+  --quick   a few milliseconds per case: checks that every case runs (CI); numbers mean little
+  --out     where report.md, results.json, latency.svg and throughput.svg go (default bench-out)
+  --only    run only the transports with these ids (see --list)
+  --list    print the transport ids and exit";
+
+/// What the command line asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Quick mode.
+    pub quick: bool,
+    /// The output directory.
+    pub out: PathBuf,
+    /// Transport ids to run; empty for all.
+    pub only: Vec<String>,
+    /// Only list the transports.
+    pub list: bool,
+}
+
+impl Options {
+    /// Parses the arguments after the program name.
+    pub fn parse(args: &[String]) -> Result<Options> {
+        let mut o = Options {
+            quick: false,
+            out: PathBuf::from("bench-out"),
+            only: Vec::new(),
+            list: false,
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--quick" => o.quick = true,
+                "--list" => o.list = true,
+                "--out" => {
+                    o.out = it
+                        .next()
+                        .ok_or_else(|| error("--out needs a directory"))?
+                        .into();
+                }
+                "--only" => {
+                    let ids = it.next().ok_or_else(|| error("--only needs ids"))?;
+                    o.only
+                        .extend(ids.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
+                }
+                other => return Err(error(format!("unknown argument {other:?}\n{USAGE}"))),
+            }
+        }
+        Ok(o)
+    }
+
+    fn selected(&self, id: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == id)
+    }
+}
+
+/// The entry point of a benchmark executable built on `suite`.
+pub fn main(suite: &Suite) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(PEER_COMMAND) {
+        let result = args
+            .get(1..)
+            .ok_or_else(|| error("peer: no role"))
+            .and_then(PeerArgs::parse)
+            .and_then(|a| suite.serve_peer(&a));
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("knit-bench peer: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let options = match Options::parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if options.list {
+        for b in suite.round_trips() {
+            println!("{:<16} round trips, {}", b.label().id, b.label().title);
+        }
+        for b in suite.streams() {
+            println!("{:<16} streams, {}", b.label().id, b.label().title);
+        }
+        return ExitCode::SUCCESS;
+    }
+    match run(suite, &options) {
+        Ok(report) if report.failures.is_empty() => ExitCode::SUCCESS,
+        Ok(report) => {
+            eprintln!("knit-bench: {} case(s) failed", report.failures.len());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("knit-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs every selected case of `suite` and writes the report.
+pub fn run(suite: &Suite, options: &Options) -> Result<Report> {
+    let budget = if options.quick {
+        Budget::quick()
+    } else {
+        Budget::full()
+    };
+    let started = Instant::now();
+    let mut machine = Machine::describe();
+    eprintln!(
+        "knit-bench: {} run, {} build, load {}",
+        if budget.quick { "quick" } else { "full" },
+        machine.profile,
+        machine.load_before
+    );
+    let mut failures = Vec::new();
+    let round_trips = run_round_trips(suite, options, &budget, &mut failures);
+    let streams = run_streams(suite, options, &budget, &mut failures);
+    machine.load_after = load_average();
+    let report = Report {
+        machine,
+        budget,
+        timer_overhead_ns: roundtrip::timer_overhead_ns(),
+        round_trips,
+        streams,
+        failures,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    for path in report.write(&options.out)? {
+        eprintln!("knit-bench: wrote {}", path.display());
+    }
+    Ok(report)
+}
+
+fn run_round_trips(
+    suite: &Suite,
+    options: &Options,
+    budget: &Budget,
+    failures: &mut Vec<Failure>,
+) -> Vec<RoundTripRow> {
+    let mut rows = Vec::new();
+    for bench in suite.round_trips() {
+        let label = bench.label();
+        if !options.selected(label.id) {
+            continue;
+        }
+        let case = |p: Option<usize>| match p {
+            Some(p) => format!("{} round trip {}", label.id, bytes(p)),
+            None => format!("{} round trip", label.id),
+        };
+        let mut rt = match bench.connect() {
+            Ok(rt) => rt,
+            Err(e) => {
+                failures.push(failure(case(None), &e));
+                continue;
+            }
+        };
+        let mut broken = false;
+        for &payload in &PAYLOADS {
+            match roundtrip::measure(rt.as_mut(), label, payload, budget) {
+                Ok(row) => {
+                    eprintln!(
+                        "  {:<14} {:<8} {:>7}  p50 {:>9.2} µs  p99 {:>9.2} µs  p99.9 {:>9.2} µs  ({} calls)",
+                        label.id,
+                        label.mode.name(),
+                        bytes(payload),
+                        row.latency.p50_ns / 1e3,
+                        row.latency.p99_ns / 1e3,
+                        row.latency.p999_ns / 1e3,
+                        row.latency.samples
+                    );
+                    rows.push(row);
+                }
+                Err(e) => {
+                    failures.push(failure(case(Some(payload)), &e));
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        // A broken connection is dropped (its peer killed); a healthy one must close cleanly.
+        if !broken {
+            if let Err(e) = rt.close() {
+                failures.push(failure(format!("{} close", case(None)), &e));
+            }
+        }
+    }
+    rows
+}
+
+fn run_streams(
+    suite: &Suite,
+    options: &Options,
+    budget: &Budget,
+    failures: &mut Vec<Failure>,
+) -> Vec<StreamRow> {
+    let mut rows = Vec::new();
+    for bench in suite.streams() {
+        let label = bench.label();
+        if !options.selected(label.id) {
+            continue;
+        }
+        let mut st = match bench.connect() {
+            Ok(st) => st,
+            Err(e) => {
+                failures.push(failure(format!("{} stream", label.id), &e));
+                continue;
+            }
+        };
+        let mut broken = false;
+        'cases: for &m in &MESSAGES {
+            for &b in &BATCHES {
+                match stream::measure(st.as_mut(), label, m, b, budget) {
+                    Ok(row) => {
+                        eprintln!(
+                            "  {:<14} {:<8} {:>7} × {:<2}  {:>12.0} msg/s  {:>7.3} GB/s",
+                            label.id,
+                            label.mode.name(),
+                            bytes(m),
+                            b,
+                            row.messages_per_sec(),
+                            row.gb_per_sec()
+                        );
+                        rows.push(row);
+                    }
+                    Err(e) => {
+                        failures.push(failure(
+                            format!("{} stream {} × {b}", label.id, bytes(m)),
+                            &e,
+                        ));
+                        broken = true;
+                        break 'cases;
+                    }
+                }
+            }
+        }
+        if !broken {
+            if let Err(e) = st.close() {
+                failures.push(failure(format!("{} stream close", label.id), &e));
+            }
+        }
+    }
+    rows
+}
+
+fn failure(case: String, e: &crate::Error) -> Failure {
+    eprintln!("  FAILED {case}: {e}");
+    Failure {
+        case,
+        error: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn parses_options() {
+        let o = Options::parse(&strings(&[
+            "--quick", "--out", "x", "--only", "a,b", "--only", "c",
+        ]))
+        .unwrap();
+        assert!(o.quick && !o.list);
+        assert_eq!(o.out, PathBuf::from("x"));
+        assert_eq!(o.only, ["a", "b", "c"]);
+        assert!(o.selected("b") && !o.selected("d"));
+        let all = Options::parse(&[]).unwrap();
+        assert!(all.selected("anything"));
+        assert!(Options::parse(&strings(&["--out"])).is_err());
+        assert!(Options::parse(&strings(&["--fast"])).is_err());
+    }
+}

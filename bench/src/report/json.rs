@@ -1,0 +1,138 @@
+//! The machine-readable report: every row with its raw numbers and ratios, the bars, the
+//! conditions. `schema` changes when a field changes meaning.
+
+use serde_json::{json, Value};
+
+use super::bars;
+use super::{ratio, Report};
+use crate::results::{Kind, Label};
+
+/// The version of this layout.
+pub const SCHEMA: u32 = 1;
+
+fn kind(k: Kind) -> &'static str {
+    match k {
+        Kind::Floor => "floor",
+        Kind::Knit => "knit",
+        Kind::Peer => "peer",
+    }
+}
+
+fn label(l: Label) -> Value {
+    json!({ "id": l.id, "title": l.title, "mode": l.mode.name(), "kind": kind(l.kind) })
+}
+
+/// Renders `report` as a JSON value.
+pub fn render(r: &Report) -> Value {
+    let m = &r.machine;
+    let round_trips: Vec<Value> = r
+        .round_trips
+        .iter()
+        .map(|row| {
+            let p50 = Some(row.latency.p50_ns);
+            let floor = r
+                .round_trip_floor(row.label.mode, row.payload)
+                .map(|f| f.latency.p50_ns);
+            let knit = r
+                .round_trip_knit(row.label.mode, row.payload)
+                .map(|k| k.latency.p50_ns);
+            json!({
+                "transport": label(row.label),
+                "payload_bytes": row.payload,
+                "samples": row.latency.samples,
+                "p50_ns": row.latency.p50_ns,
+                "p99_ns": row.latency.p99_ns,
+                "p999_ns": row.latency.p999_ns,
+                "mean_ns": row.latency.mean_ns,
+                "min_ns": row.latency.min_ns,
+                "max_ns": row.latency.max_ns,
+                "calls_per_sec": row.calls_per_sec,
+                "p50_over_floor": ratio(p50, floor),
+                "p50_over_knit": ratio(p50, knit),
+            })
+        })
+        .collect();
+    let streams: Vec<Value> = r
+        .streams
+        .iter()
+        .map(|row| {
+            let floor = r
+                .stream_floor(row.message, row.batch)
+                .map(crate::results::StreamRow::messages_per_sec);
+            json!({
+                "transport": label(row.label),
+                "message_bytes": row.message,
+                "batch": row.batch,
+                "messages": row.messages,
+                "seconds": row.seconds,
+                "messages_per_sec": row.messages_per_sec(),
+                "gb_per_sec": row.gb_per_sec(),
+                "rate_over_floor": ratio(Some(row.messages_per_sec()), floor),
+            })
+        })
+        .collect();
+    let bars: Vec<Value> = bars::evaluate(r)
+        .iter()
+        .map(|b| {
+            json!({
+                "bar": b.name,
+                "ratio": b.ratio,
+                "target": b.target.describe(),
+                "met": b.met(),
+                "shortfall_percent": b.shortfall_percent(),
+                "detail": b.detail,
+            })
+        })
+        .collect();
+    json!({
+        "schema": SCHEMA,
+        "run": {
+            "quick": r.budget.quick,
+            "profile": m.profile,
+            "seconds": r.seconds,
+            "warmup_ms": r.budget.warmup.as_millis(),
+            "measure_ms": r.budget.measure.as_millis(),
+            "max_samples": r.budget.max_samples,
+            "stream_ms": r.budget.stream.as_millis(),
+            "timer_overhead_ns": r.timer_overhead_ns,
+        },
+        "machine": {
+            "cpu_model": m.cpu_model,
+            "cpus": m.cpus,
+            "uname": m.uname,
+            "date": m.date,
+            "clocksource": m.clocksource,
+            "load_before": m.load_before,
+            "load_after": m.load_after,
+            "commit": m.commit,
+        },
+        "bars": bars,
+        "round_trips": round_trips,
+        "streams": streams,
+        "failures": r.failures.iter().map(|f| json!({ "case": f.case, "error": f.error })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::sample;
+
+    #[test]
+    fn carries_rows_ratios_bars_and_failures() {
+        let v = render(&sample());
+        assert_eq!(v["schema"], SCHEMA);
+        let rows = v["round_trips"].as_array().unwrap();
+        assert_eq!(rows.len(), 25);
+        let knit = rows
+            .iter()
+            .find(|r| r["transport"]["id"] == "knit-spin" && r["payload_bytes"] == 0)
+            .unwrap();
+        assert!((knit["p50_over_floor"].as_f64().unwrap() - 1.4).abs() < 1e-9);
+        assert!((knit["p50_over_knit"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+        assert_eq!(v["bars"].as_array().unwrap().len(), 4);
+        assert_eq!(v["bars"][1]["met"], Value::Null);
+        assert_eq!(v["streams"].as_array().unwrap().len(), 8);
+        assert_eq!(v["failures"][0]["error"], "boom");
+    }
+}
