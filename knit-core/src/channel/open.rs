@@ -98,6 +98,9 @@ pub fn open(
 /// A slot found ABORTED that passes every other check is not a violation: `me`'s end is
 /// released and the result is `CHANNEL_ABORTED` with the code (CHAN-2, CHAN-5).
 /// `INVALID_ARGUMENT` for `me` outside the participant table or equal to `peer`.
+///
+/// Attach each announcement once: two ends of the same role would break CHAN-3, and shared
+/// memory cannot tell them apart.
 pub fn attach<'a>(
     region: &Region<'a>,
     announcement: ChannelOpen,
@@ -124,6 +127,15 @@ pub fn attach<'a>(
     let slot = region.channel_slot(index)?;
     let ctl = SlotCtl::new(slot.ctrl)?;
     let snap = ctl.snapshot()?;
+    // An announced slot is held by this end (its bit is clear), so it cannot be reopened
+    // while it is read: an epoch that changed meanwhile means the announcement is stale.
+    if !snap.stable {
+        return Err(bad_channel(
+            "channel.epoch (changed while read)",
+            snap.epoch.into(),
+            announcement.epoch.into(),
+        ));
+    }
     if !matches!(snap.state, ChannelState::Open | ChannelState::Aborted) {
         return Err(bad_channel(
             "channel.state (announced slot not open)",
