@@ -87,6 +87,13 @@ fn payload(i: usize, len: usize) -> Vec<u8> {
     (0..len).map(|j| (i * 13 + j) as u8).collect()
 }
 
+/// The runtime moves ends to the threads that use them: checked at compile time.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<ChannelWriter<'static>>();
+    assert_send::<ChannelReader<'static>>();
+};
+
 #[test]
 fn two_threads_stream_many_messages_in_order() {
     let r = region();
