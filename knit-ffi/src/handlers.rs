@@ -1,0 +1,454 @@
+//! Handlers written in C: a function pointer and user data, called by a worker for each
+//! request (CALL-5, CALL-6 are the runtime's). The request is given in place and the reply is
+//! built through an opaque `knit_reply`, both valid only during the call.
+
+use std::cell::Cell;
+use std::ffi::{c_char, c_void};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use knit_core::ErrorCode;
+use knit_rt::{Context, HandlerError, HandlerResult, Handlers, Request};
+
+use crate::args::{bytes, out, store, string};
+use crate::handle::{self, Object};
+use crate::status::{guard, Failure, FfiResult, KnitStatus, KNIT_OK};
+
+/// What a handler receives. Every field is valid only until the handler returns.
+#[repr(C)]
+pub struct KnitRequest {
+    /// The request payload, `payload_len` bytes (NULL when empty). For a request that fits one
+    /// ring record these bytes are the shared ring itself (zero copy): treat them as untrusted
+    /// input from another process, and do not keep the pointer after returning.
+    pub payload: *const u8,
+    /// Bytes at `payload`.
+    pub payload_len: usize,
+    /// The payload's content type (`KNIT_CONTENT_*` or an application value).
+    pub content_type: u32,
+    /// The participant index of the worker running the handler (1 or more).
+    pub worker_slot: u32,
+    /// The request id (per worker, strictly increasing).
+    pub request_id: u64,
+    /// The call's deadline as `CLOCK_MONOTONIC` nanoseconds (compare with
+    /// `knit_monotonic_ns()`), 0 when it has none.
+    pub deadline_ns: u64,
+}
+
+/// The reply a handler builds (opaque; valid only during the handler call, on its thread).
+pub struct KnitReply {
+    _private: [u8; 0],
+}
+
+/// A handler: called with the `user_data` given at registration, the request, and the reply
+/// to fill. Returns `KNIT_OK` for success (the reply's bytes are the result, empty when none
+/// were set) or a status for failure: a registry code or an application code (1000 to 65535),
+/// sent to the caller with the text given to `knit_reply_error` (or a default text).
+///
+/// It may run on several threads at once (one per worker thread of a pool), so `user_data`
+/// must be safe to share. It must return normally: no `longjmp`, no C++ exception.
+pub type KnitHandlerFn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        request: *const KnitRequest,
+        reply: *mut KnitReply,
+    ) -> KnitStatus,
+>;
+
+/// Frees the `user_data` of a handler or callback; called exactly once, from any thread.
+pub type KnitFreeFn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// The most bytes a function name may have (FN-1).
+const MAX_NAME_LEN: usize = 255;
+
+/// A C handler: the function, its user data and the function that frees the data.
+pub(crate) struct CHandler {
+    name: String,
+    function: unsafe extern "C" fn(*mut c_void, *const KnitRequest, *mut KnitReply) -> KnitStatus,
+    user_data: *mut c_void,
+    free: KnitFreeFn,
+}
+
+// SAFETY: the header requires a handler and its user data to be callable from any thread,
+// concurrently, and the free function to be callable from any thread; the pointer itself is
+// never dereferenced by Rust.
+unsafe impl Send for CHandler {}
+// SAFETY: as above; `&CHandler` only gives access to the function and pointer values.
+unsafe impl Sync for CHandler {}
+
+impl Drop for CHandler {
+    fn drop(&mut self) {
+        if let Some(free) = self.free {
+            // SAFETY: the header's contract for `free_user_data`: called once, with the
+            // registered pointer, when no worker can call the handler any more.
+            unsafe { free(self.user_data) };
+        }
+    }
+}
+
+/// What the handler put in its reply.
+#[derive(Default)]
+struct ReplyState {
+    bytes: Vec<u8>,
+    content_type: Option<u32>,
+    error: Option<(KnitStatus, String)>,
+}
+
+/// The call a handler is running on this thread: the only request and reply pointers the
+/// `knit_request_*` / `knit_reply_*` functions accept.
+#[derive(Clone, Copy)]
+struct Current {
+    request: *const KnitRequest,
+    reply: *mut ReplyState,
+    context: *const (),
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
+}
+
+/// Restores the previous current call when a handler call ends (handlers may nest when a
+/// handler runs a worker of its own).
+struct Scope(Option<Current>);
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+impl CHandler {
+    /// Runs the C function for one request.
+    fn invoke(&self, ctx: &Context<'_>, req: Request<'_>) -> HandlerResult {
+        let request = KnitRequest {
+            payload: if req.payload.is_empty() {
+                std::ptr::null()
+            } else {
+                req.payload.as_ptr()
+            },
+            payload_len: req.payload.len(),
+            content_type: req.content_type,
+            worker_slot: ctx.worker_slot(),
+            request_id: ctx.request_id(),
+            deadline_ns: ctx.deadline().unwrap_or(0),
+        };
+        let mut state = ReplyState::default();
+        // Everything the C side does with the reply goes through this one pointer until the
+        // call returns.
+        let reply: *mut ReplyState = &mut state;
+        let current = Current {
+            request: &request,
+            reply,
+            context: std::ptr::from_ref(ctx).cast(),
+        };
+        let status = {
+            let _scope = Scope(CURRENT.with(|c| c.replace(Some(current))));
+            // SAFETY: the registered function with its user data (header contract); the
+            // request and reply pointers are valid for the duration of the call.
+            unsafe { (self.function)(self.user_data, &request, reply.cast()) }
+        };
+        // The C side is done with the reply: `state` is ours again.
+        let error = state.error.take();
+        match (status, error) {
+            (KNIT_OK, None) => {
+                if let Some(ct) = state.content_type {
+                    ctx.set_content_type(ct);
+                }
+                Ok(state.bytes)
+            }
+            // The returned status wins; KNIT_OK with an error set sends the error's code.
+            (status, Some((code, message))) => Err(HandlerError::new(
+                if status == KNIT_OK { code } else { status },
+                message,
+            )),
+            (code, None) => Err(HandlerError::new(
+                code,
+                format!("handler `{}` returned status {code}", self.name),
+            )),
+        }
+    }
+}
+
+/// Builds a handler closure over a C function; validates before taking `user_data`.
+///
+/// # Safety
+/// The header's contract for handlers holds for `function`, `user_data` and `free`.
+pub(crate) unsafe fn c_handler(
+    name: *const c_char,
+    function: KnitHandlerFn,
+    user_data: *mut c_void,
+    free: KnitFreeFn,
+) -> FfiResult<(String, Arc<CHandler>)> {
+    // SAFETY: the caller's contract for `name`.
+    let name = unsafe { string(name, "function name") }?;
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        // FN-1: names are 1 to 255 bytes.
+        return Err(Failure::invalid(format!(
+            "function name must be 1 to {MAX_NAME_LEN} bytes, not {}",
+            name.len()
+        )));
+    }
+    let Some(function) = function else {
+        return Err(Failure::invalid(format!("handler of `{name}` is NULL")));
+    };
+    let handler = Arc::new(CHandler {
+        name: name.to_owned(),
+        function,
+        user_data,
+        free,
+    });
+    Ok((name.to_owned(), handler))
+}
+
+/// Adds `handler` to `handlers` under `name`.
+pub(crate) fn insert(handlers: &mut Handlers, name: &str, handler: Arc<CHandler>) {
+    handlers.insert(
+        name,
+        Arc::new(move |ctx: &Context<'_>, req: Request<'_>| handler.invoke(ctx, req)),
+    );
+}
+
+/// The reply behind `reply` if it belongs to the handler call running on this thread.
+fn current_reply<'a>(reply: *mut KnitReply) -> FfiResult<&'a mut ReplyState> {
+    let current = CURRENT.with(Cell::get);
+    match current {
+        Some(c) if !reply.is_null() && std::ptr::eq(c.reply, reply.cast()) => {
+            // SAFETY: `c.reply` points to the `ReplyState` of the handler call running on
+            // this thread (set by `invoke`, cleared when it returns); only this thread uses it
+            // meanwhile, and the reference does not outlive this exported call.
+            Ok(unsafe { &mut *c.reply })
+        }
+        _ => Err(Failure::invalid(
+            "the reply is not the one of a handler running on this thread",
+        )),
+    }
+}
+
+/// Sets the result to a copy of `data` (`len` bytes; `data` may be NULL when `len` is 0) with
+/// content type `content_type`. Replaces anything set before.
+///
+/// Ownership: the bytes are copied; `data` stays the caller's.
+/// Thread safety: only inside the handler that received `reply`, on its thread.
+///
+/// # Safety
+/// `data` points to `len` readable bytes (or `len` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn knit_reply_set(
+    reply: *mut KnitReply,
+    data: *const u8,
+    len: usize,
+    content_type: u32,
+) -> KnitStatus {
+    guard("knit_reply_set", || {
+        let state = current_reply(reply)?;
+        // SAFETY: the caller's contract for `data` and `len`.
+        let src = unsafe { bytes(data, len, "data") }?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(src.len()).map_err(|_| {
+            Failure::new(
+                ErrorCode::PayloadTooLarge,
+                format!("cannot allocate a result of {len} bytes"),
+            )
+        })?;
+        buf.extend_from_slice(src);
+        state.bytes = buf;
+        state.content_type = Some(content_type);
+        Ok(())
+    })
+}
+
+/// Makes the result a buffer of `len` zero bytes with content type `content_type` and stores
+/// its address in `*buffer`, for the handler to write the result into (one copy less than
+/// `knit_reply_set`). Replaces anything set before.
+///
+/// Ownership: the buffer belongs to the reply; it stays valid until the handler returns or
+/// calls another `knit_reply_*` function on this reply.
+/// Thread safety: only inside the handler that received `reply`, on its thread.
+///
+/// # Safety
+/// `buffer` points to a writable `uint8_t *`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_reply_alloc(
+    reply: *mut KnitReply,
+    len: usize,
+    content_type: u32,
+    buffer: *mut *mut u8,
+) -> KnitStatus {
+    guard("knit_reply_alloc", || {
+        let buffer = out(buffer, "buffer")?;
+        let state = current_reply(reply)?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(len).map_err(|_| {
+            Failure::new(
+                ErrorCode::PayloadTooLarge,
+                format!("cannot allocate a result of {len} bytes"),
+            )
+        })?;
+        buf.resize(len, 0);
+        state.bytes = buf;
+        state.content_type = Some(content_type);
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { store(buffer, state.bytes.as_mut_ptr()) };
+        Ok(())
+    })
+}
+
+/// Makes the call fail with status `code` (a registry code or an application code 1000 to
+/// 65535; 0 is taken as `KNIT_HANDLER_FAILED`) and the UTF-8 text `message` (NULL for none).
+/// The handler then returns a non-zero status (its return value, when non-zero, is the status
+/// sent; `KNIT_OK` sends `code`).
+///
+/// Ownership: `message` is copied.
+/// Thread safety: only inside the handler that received `reply`, on its thread.
+///
+/// # Safety
+/// `message` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn knit_reply_error(
+    reply: *mut KnitReply,
+    code: KnitStatus,
+    message: *const c_char,
+) -> KnitStatus {
+    guard("knit_reply_error", || {
+        let state = current_reply(reply)?;
+        let text = if message.is_null() {
+            String::new()
+        } else {
+            // SAFETY: the caller's contract: a NUL-terminated string.
+            unsafe { std::ffi::CStr::from_ptr(message) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let code = if code == KNIT_OK {
+            ErrorCode::HandlerFailed as u32
+        } else {
+            code
+        };
+        state.error = Some((code, text));
+        Ok(())
+    })
+}
+
+/// Stores in `*cancelled` whether the host cancelled the call being handled (its cancel entry
+/// holds its id, CANCEL-2). A long handler polls it and gives up early, returning
+/// `KNIT_CANCELLED`.
+///
+/// Thread safety: only inside the handler that received `request`, on its thread.
+///
+/// # Safety
+/// `cancelled` points to a writable `bool`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_request_is_cancelled(
+    request: *const KnitRequest,
+    cancelled: *mut bool,
+) -> KnitStatus {
+    guard("knit_request_is_cancelled", || {
+        let cancelled = out(cancelled, "cancelled")?;
+        let current = CURRENT.with(Cell::get);
+        let Some(c) = current.filter(|c| !request.is_null() && std::ptr::eq(c.request, request))
+        else {
+            return Err(Failure::invalid(
+                "the request is not the one of a handler running on this thread",
+            ));
+        };
+        // SAFETY: `c.context` is the `Context` of the handler call running on this thread,
+        // alive until that call returns, which is after this exported call.
+        let ctx = unsafe { &*c.context.cast::<Context<'_>>() };
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { store(cancelled, ctx.is_cancelled()) };
+        Ok(())
+    })
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds, the clock of `knit_request.deadline_ns`.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn knit_monotonic_ns() -> u64 {
+    crate::status::guard_value(0, knit_rt::monotonic_ns)
+}
+
+/// A set of named handlers, for thread workers (`knit_config_set_threads`) or a worker process
+/// (`knit_worker_add_handlers`).
+pub struct KnitHandlers {
+    _private: [u8; 0],
+}
+
+/// The object behind a `knit_handlers` handle.
+pub(crate) struct HandlerSet(pub(crate) Mutex<Handlers>);
+
+impl Object for HandlerSet {
+    type Opaque = KnitHandlers;
+    const KIND: &'static str = "knit_handlers";
+}
+
+impl HandlerSet {
+    /// A copy of the handlers (cheap: the functions are shared).
+    pub(crate) fn snapshot(&self) -> Handlers {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Creates an empty handler set in `*handlers`.
+///
+/// Ownership: the caller owns the new handle and frees it with `knit_handlers_free`.
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `handlers` points to a writable `knit_handlers *`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_handlers_new(handlers: *mut *mut KnitHandlers) -> KnitStatus {
+    guard("knit_handlers_new", || {
+        let handlers = out(handlers, "handlers")?;
+        let h = handle::register(HandlerSet(Mutex::new(Handlers::new())))?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { store(handlers, h) };
+        Ok(())
+    })
+}
+
+/// Adds (or replaces) the handler of function `name` (UTF-8, 1 to 255 bytes). Function ids
+/// follow the order of first addition.
+///
+/// Ownership: `name` is copied. On success the set owns `user_data`: it calls
+/// `free_user_data(user_data)` (when not NULL) once no worker can call this handler any more
+/// (the handler was replaced, or the set and every pool and worker using it are gone). On
+/// failure nothing is taken.
+/// Thread safety: safe from any thread; pools and workers already built keep the handlers
+/// they were given.
+///
+/// # Safety
+/// `name` is a NUL-terminated string; `handler` and `user_data` meet the contract of
+/// `knit_handler_fn`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_handlers_add(
+    handlers: *mut KnitHandlers,
+    name: *const c_char,
+    handler: KnitHandlerFn,
+    user_data: *mut c_void,
+    free_user_data: KnitFreeFn,
+) -> KnitStatus {
+    guard("knit_handlers_add", || {
+        let set = handle::get::<HandlerSet>(handlers)?;
+        // SAFETY: the caller's contract for the strings, function and user data.
+        let (name, handler) = unsafe { c_handler(name, handler, user_data, free_user_data) }?;
+        insert(
+            &mut set.0.lock().unwrap_or_else(PoisonError::into_inner),
+            &name,
+            handler,
+        );
+        Ok(())
+    })
+}
+
+/// Frees a handler set. Pools and workers built from it keep their own copy.
+///
+/// Ownership: the handle is invalid afterwards (using it again is `KNIT_INVALID_ARGUMENT`).
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn knit_handlers_free(handlers: *mut KnitHandlers) -> KnitStatus {
+    guard("knit_handlers_free", || {
+        handle::remove::<HandlerSet>(handlers).map(drop)
+    })
+}

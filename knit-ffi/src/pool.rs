@@ -1,0 +1,326 @@
+//! `knit_pool`: a host with its workers, and blocking calls on it (including the loan form that
+//! writes the request straight into the ring). Async calls are in `ticket.rs` and
+//! `callback.rs`.
+
+use std::ffi::{c_char, c_void};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use knit_rt::{CallOptions, Payload, Pool};
+
+use crate::args::{bytes, out, store, string};
+use crate::callback::Dispatcher;
+use crate::config::ConfigObject;
+use crate::handle::{self, Object};
+use crate::region::{participant_info, region_info, KnitParticipantInfo, KnitRegionInfo};
+use crate::response::{self, KnitResponse};
+use crate::status::{guard, Failure, FfiResult, KnitStatus};
+use crate::KnitConfig;
+
+/// A host and its workers (opaque).
+pub struct KnitPool {
+    _private: [u8; 0],
+}
+
+/// The object behind a `knit_pool` handle.
+pub(crate) struct PoolObject {
+    pub(crate) pool: Pool,
+    /// Runs completion callbacks; started on the first `knit_call_callback`.
+    pub(crate) dispatcher: Mutex<Option<Dispatcher>>,
+}
+
+impl Object for PoolObject {
+    type Opaque = KnitPool;
+    const KIND: &'static str = "knit_pool";
+}
+
+impl Drop for PoolObject {
+    fn drop(&mut self) {
+        // Shutting down resolves every outstanding call (SHUTDOWN), so the dispatcher can
+        // deliver each pending callback exactly once before it stops.
+        self.pool.shutdown();
+        let dispatcher = self
+            .dispatcher
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(dispatcher);
+    }
+}
+
+/// The state of one worker of a pool.
+///
+/// Before the call set `struct_size` to `sizeof(knit_worker_info)` (see `knit_region_info`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KnitWorkerInfo {
+    /// In: the caller's `sizeof(knit_worker_info)`. Out: the bytes filled.
+    pub struct_size: u32,
+    /// Participant index of the worker (1 to the number of workers).
+    pub index: u32,
+    /// Process id of a process worker; 0 for a thread worker.
+    pub pid: u32,
+    /// Ready for calls (it said HELLO).
+    pub ready: bool,
+    /// Declared dead and not (yet) restarted.
+    pub dead: bool,
+    /// Calls outstanding on it.
+    pub outstanding: u64,
+    /// Times it was started (1 + restarts).
+    pub starts: u64,
+}
+
+/// Call options from the C arguments: `deadline_ns` 0 keeps the pool's default.
+pub(crate) fn options(content_type: u32, deadline_ns: u64) -> CallOptions {
+    CallOptions {
+        deadline: (deadline_ns != 0).then(|| Duration::from_nanos(deadline_ns)),
+        content_type: Some(content_type),
+    }
+}
+
+/// The function name and payload of a call, checked.
+///
+/// # Safety
+/// `function` is a NUL-terminated string; `payload` points to `len` readable bytes (or `len`
+/// is 0); both stay valid for `'a`.
+pub(crate) unsafe fn call_args<'a>(
+    function: *const c_char,
+    payload: *const u8,
+    len: usize,
+) -> FfiResult<(&'a str, &'a [u8])> {
+    // SAFETY: the caller's contract.
+    let name = unsafe { string(function, "function") }?;
+    // SAFETY: the caller's contract.
+    let payload = unsafe { bytes(payload, len, "payload") }?;
+    Ok((name, payload))
+}
+
+/// Creates the pool `config` describes in `*pool`: creates its region, starts every worker
+/// (threads or processes) and waits until each is ready, at most the start timeout. A worker
+/// that fails to start makes this fail (`KNIT_PEER_DIED` or `KNIT_TIMED_OUT`, the message
+/// naming its command) and leaves nothing behind.
+///
+/// Ownership: the caller owns the new handle; `knit_pool_free` shuts the pool down. `config`
+/// stays the caller's and may be freed at once.
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `pool` points to a writable `knit_pool *`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_pool_start(
+    config: *const KnitConfig,
+    pool: *mut *mut KnitPool,
+) -> KnitStatus {
+    guard("knit_pool_start", || {
+        let pool = out(pool, "pool")?;
+        let builder = handle::get::<ConfigObject>(config)?.settings().builder()?;
+        let started = builder.build()?;
+        let h = handle::register(PoolObject {
+            pool: started,
+            dispatcher: Mutex::new(None),
+        })?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { store(pool, h) };
+        Ok(())
+    })
+}
+
+/// Shuts the pool down: asks every worker to finish what it read and leave, waits for them at
+/// most the shutdown timeout (then kills stragglers), fails calls still outstanding with
+/// `KNIT_SHUTDOWN`, and removes the region's name. Later calls fail with `KNIT_SHUTDOWN`.
+/// Idempotent; `knit_pool_free` does it too.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn knit_pool_shutdown(pool: *mut KnitPool) -> KnitStatus {
+    guard("knit_pool_shutdown", || {
+        handle::get::<PoolObject>(pool)?.pool.shutdown();
+        Ok(())
+    })
+}
+
+/// Shuts the pool down (see `knit_pool_shutdown`) and frees it. Pending completion
+/// callbacks are each called once (with `KNIT_SHUTDOWN` when their call had not finished)
+/// before this returns, unless it is called from inside a completion callback of this pool.
+///
+/// Ownership: the handle is invalid afterwards. Tickets of this pool stay valid (their calls
+/// end with `KNIT_SHUTDOWN`) and are still freed with `knit_ticket_free`. A call in progress
+/// on another thread finishes first: the pool is destroyed when the last user lets go.
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn knit_pool_free(pool: *mut KnitPool) -> KnitStatus {
+    guard("knit_pool_free", || {
+        let object = handle::remove::<PoolObject>(pool)?;
+        // Shut down now even if another thread still holds the object for a call.
+        object.pool.shutdown();
+        drop(object);
+        Ok(())
+    })
+}
+
+/// Fills `*info` with the pool's region header (its name, geometry and poison state). Set
+/// `info->struct_size` first.
+///
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `info` points to a writable `knit_region_info` of at least `info->struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn knit_pool_get_info(
+    pool: *const KnitPool,
+    info: *mut KnitRegionInfo,
+) -> KnitStatus {
+    guard("knit_pool_get_info", || {
+        let info = out(info, "info")?;
+        let p = handle::get::<PoolObject>(pool)?;
+        let full = region_info(p.pool.region());
+        // SAFETY: the caller's contract for `info`.
+        unsafe { crate::region::fill_sized(info, &full, |i, n| i.struct_size = n) }
+    })
+}
+
+/// Fills `*info` with the state of worker `index` (1 to the number of workers). Set
+/// `info->struct_size` first.
+///
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `info` points to a writable `knit_worker_info` of at least `info->struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn knit_pool_get_worker(
+    pool: *const KnitPool,
+    index: u32,
+    info: *mut KnitWorkerInfo,
+) -> KnitStatus {
+    guard("knit_pool_get_worker", || {
+        let info = out(info, "info")?;
+        let p = handle::get::<PoolObject>(pool)?;
+        let workers = p.pool.workers();
+        let w = workers.iter().find(|w| w.index == index).ok_or_else(|| {
+            Failure::invalid(format!("worker {index} is not in 1..={}", workers.len()))
+        })?;
+        let full = KnitWorkerInfo {
+            struct_size: 0,
+            index: w.index,
+            pid: w.pid.unwrap_or(0),
+            ready: w.ready,
+            dead: w.dead,
+            outstanding: w.outstanding as u64,
+            starts: w.starts,
+        };
+        // SAFETY: the caller's contract for `info`.
+        unsafe { crate::region::fill_sized(info, &full, |i, n| i.struct_size = n) }
+    })
+}
+
+/// Fills `*info` with participant entry `index` of the pool's region (0 the host, 1 or more a
+/// worker), read once and validated. Set `info->struct_size` first.
+///
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `info` points to a writable `knit_participant_info` of at least `info->struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn knit_pool_get_participant(
+    pool: *const KnitPool,
+    index: u32,
+    info: *mut KnitParticipantInfo,
+) -> KnitStatus {
+    guard("knit_pool_get_participant", || {
+        let info = out(info, "info")?;
+        let p = handle::get::<PoolObject>(pool)?;
+        let full = participant_info(p.pool.region(), index)?;
+        // SAFETY: the caller's contract for `info`.
+        unsafe { crate::region::fill_sized(info, &full, |i, n| i.struct_size = n) }
+    })
+}
+
+/// Calls `function` with `payload` (`len` bytes of content type `content_type`) on the least
+/// busy worker that has it, and waits for the result. `deadline_ns` is the call's deadline in
+/// nanoseconds from now; 0 uses the pool's default (none unless configured).
+///
+/// On success stores the result in `*response` (when `response` is not NULL). On failure
+/// stores NULL there and returns the status: the worker's own status and message
+/// (`KNIT_HANDLER_FAILED`, an application code, ...) or `KNIT_UNKNOWN_FUNCTION`,
+/// `KNIT_DEADLINE_EXCEEDED`, `KNIT_PEER_DIED` (the worker died; within 100 ms),
+/// `KNIT_PAYLOAD_TOO_LARGE` (nothing sent), `KNIT_WOULD_BLOCK` (full ring under
+/// `KNIT_BACKPRESSURE_ERROR`), `KNIT_SHUTDOWN`, `KNIT_POISONED`. `knit_last_error_message()`
+/// has the text.
+///
+/// Ownership: `function` and `payload` are only read during the call. The caller owns the
+/// response and frees it with `knit_response_free`.
+/// Thread safety: safe from any thread; calls from many threads run concurrently.
+///
+/// # Safety
+/// `function` is a NUL-terminated string; `payload` points to `len` readable bytes (or `len`
+/// is 0); `response` is NULL or points to a writable `knit_response *`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_call(
+    pool: *const KnitPool,
+    function: *const c_char,
+    payload: *const u8,
+    len: usize,
+    content_type: u32,
+    deadline_ns: u64,
+    response: *mut *mut KnitResponse,
+) -> KnitStatus {
+    // SAFETY: the caller's contract for `response`.
+    unsafe { response::clear(response) };
+    guard("knit_call", || {
+        let p = handle::get::<PoolObject>(pool)?;
+        // SAFETY: the caller's contract for `function` and `payload`.
+        let (name, payload) = unsafe { call_args(function, payload, len) }?;
+        let result = p.pool.call_with_options(
+            name,
+            Payload::new(payload, content_type),
+            options(content_type, deadline_ns),
+        )?;
+        // SAFETY: the caller's contract for `response`.
+        unsafe { response::publish(result, response) }
+    })
+}
+
+/// Writes a request of exactly `len` bytes; called once, with the request's place in the
+/// shared ring. It must fill all `len` bytes (they hold stale data before) and return
+/// normally; it must not call the pool.
+pub type KnitFillFn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, buffer: *mut u8, len: usize)>;
+
+/// Like `knit_call`, but the request is written in place (loan, no copy): `fill(user_data,
+/// buffer, len)` writes the `len` payload bytes straight into the request ring, then the call
+/// goes out. `len` must fit one ring record (at most about half the request ring size),
+/// otherwise `KNIT_INVALID_ARGUMENT` and `fill` is not called. The deadline is the pool's
+/// default.
+///
+/// Ownership: `user_data` stays the caller's. The caller owns the response (see `knit_call`).
+/// Thread safety: safe from any thread; `fill` runs on the calling thread, before this returns.
+///
+/// # Safety
+/// `function` is a NUL-terminated string; `fill` meets the contract of `knit_fill_fn`;
+/// `response` is NULL or points to a writable `knit_response *`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_call_loan(
+    pool: *const KnitPool,
+    function: *const c_char,
+    len: usize,
+    content_type: u32,
+    fill: KnitFillFn,
+    user_data: *mut c_void,
+    response: *mut *mut KnitResponse,
+) -> KnitStatus {
+    // SAFETY: the caller's contract for `response`.
+    unsafe { response::clear(response) };
+    guard("knit_call_loan", || {
+        let p = handle::get::<PoolObject>(pool)?;
+        // SAFETY: the caller's contract for `function`.
+        let name = unsafe { string(function, "function") }?;
+        let fill = fill.ok_or_else(|| Failure::invalid("fill is NULL"))?;
+        let result = p.pool.call_loan(name, len, content_type, |buf| {
+            // SAFETY: `buf` is the loaned space of exactly `buf.len()` bytes, writable until
+            // this closure returns; the fill function's contract is the caller's.
+            unsafe { fill(user_data, buf.as_mut_ptr(), buf.len()) };
+        })?;
+        // SAFETY: the caller's contract for `response`.
+        unsafe { response::publish(result, response) }
+    })
+}
