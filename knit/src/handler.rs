@@ -100,7 +100,16 @@ pub type HandlerFn = Arc<dyn Fn(&Context<'_>, Request<'_>) -> HandlerResult + Se
 /// in the order they were added; names are unique (FN-1).
 #[derive(Clone, Default)]
 pub struct Handlers {
-    list: Vec<(String, HandlerFn)>,
+    list: Vec<Entry>,
+}
+
+/// One named handler.
+#[derive(Clone)]
+struct Entry {
+    name: String,
+    f: HandlerFn,
+    /// Gets a private copy of the request, so that it may open channels while it runs.
+    streaming: bool,
 }
 
 impl Handlers {
@@ -109,21 +118,47 @@ impl Handlers {
         Handlers::default()
     }
 
-    /// Adds (or replaces) the handler of function `name`.
+    /// Adds (or replaces) the handler of function `name`. Its request payload is read in
+    /// place from the ring when it is one record (zero copy).
     #[must_use]
     pub fn handle<F>(mut self, name: &str, f: F) -> Self
     where
         F: Fn(&Context<'_>, Request<'_>) -> HandlerResult + Send + Sync + 'static,
     {
-        self.insert(name, Arc::new(f));
+        self.insert(name, Arc::new(f), false);
         self
     }
 
-    /// Adds (or replaces) the handler of function `name`.
-    pub fn insert(&mut self, name: &str, f: HandlerFn) {
-        match self.list.iter_mut().find(|(n, _)| n == name) {
-            Some(entry) => entry.1 = f,
-            None => self.list.push((name.to_owned(), f)),
+    /// Adds (or replaces) the handler of function `name`, which may open a channel to the host
+    /// while it runs ([`Context::open_channel_to_host`]): its request payload is copied out of
+    /// the ring first, so that the worker can write the channel's announcement meanwhile.
+    #[must_use]
+    pub fn handle_streaming<F>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(&Context<'_>, Request<'_>) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.insert(name, Arc::new(f), true);
+        self
+    }
+
+    /// Adds (or replaces) the handler of function `name`; see [`Handlers::handle_streaming`]
+    /// for `streaming`.
+    pub fn insert(&mut self, name: &str, f: HandlerFn, streaming: bool) {
+        let entry = Entry {
+            name: name.to_owned(),
+            f,
+            streaming,
+        };
+        match self.list.iter_mut().find(|e| e.name == name) {
+            Some(e) => *e = entry,
+            None => self.list.push(entry),
+        }
+    }
+
+    /// Adds every handler of `other`, replacing those of the same name.
+    pub fn extend(&mut self, other: &Handlers) {
+        for e in &other.list {
+            self.insert(&e.name, HandlerFn::clone(&e.f), e.streaming);
         }
     }
 
@@ -132,19 +167,27 @@ impl Handlers {
         self.list
             .iter()
             .zip(1u32..)
-            .map(|((name, _), id)| (id, name.as_str()))
+            .map(|(e, id)| (id, e.name.as_str()))
+    }
+
+    fn entry(&self, id: u32) -> Option<&Entry> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.list.get(index)
     }
 
     /// The handler of function `id`.
     pub fn get(&self, id: u32) -> Option<&HandlerFn> {
-        let index = usize::try_from(id.checked_sub(1)?).ok()?;
-        self.list.get(index).map(|(_, f)| f)
+        self.entry(id).map(|e| &e.f)
     }
 
     /// The name of function `id`.
     pub fn name(&self, id: u32) -> Option<&str> {
-        let index = usize::try_from(id.checked_sub(1)?).ok()?;
-        self.list.get(index).map(|(n, _)| n.as_str())
+        self.entry(id).map(|e| e.name.as_str())
+    }
+
+    /// True when function `id` was added with [`Handlers::handle_streaming`].
+    pub fn is_streaming(&self, id: u32) -> bool {
+        self.entry(id).is_some_and(|e| e.streaming)
     }
 
     /// Number of handlers.
@@ -161,7 +204,7 @@ impl Handlers {
 impl fmt::Debug for Handlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.list.iter().map(|(n, _)| n))
+            .entries(self.list.iter().map(|e| &e.name))
             .finish()
     }
 }

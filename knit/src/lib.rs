@@ -42,9 +42,11 @@ pub use futex::{Futex, WaitOutcome};
 pub use handler::{HandlerError, HandlerResult, Handlers, Request};
 pub use identity::{is_alive, ProcessIdentity};
 pub use name::RegionName;
-pub use pool::{block_on, Backpressure, CallFuture, Pool, PoolBuilder, WorkerInfo};
+pub use pool::{
+    block_on, Backpressure, CallFuture, Message, Pool, PoolBuilder, Receiver, WorkerInfo,
+};
 pub use region_dir::RegionDir;
 pub use region_handle::RegionHandle;
-pub use serve::{Context, ServeOutcome, Worker};
+pub use serve::{ChannelSender, Context, ServeOutcome, Worker};
 pub use shm::{unlink, Mapping};
 pub use spin::SpinPolicy;

@@ -12,6 +12,7 @@
 //! ```
 
 mod builder;
+mod channel;
 mod future;
 mod inner;
 mod monitor;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use knit_core::ErrorCode;
 
 pub use builder::{Backpressure, PoolBuilder};
+pub use channel::{Message, Receiver};
 pub use future::CallFuture;
 
 use self::builder::Config;
@@ -130,6 +132,8 @@ impl Pool {
             monitor: Mutex::new(None),
             reactor: Mutex::new(None),
             sender: Mutex::new(None),
+            channels: Mutex::new(HashMap::new()),
+            attached: Mutex::new(std::collections::HashSet::new()),
             region: handle.clone(),
         });
         let me = Arc::clone(&inner);
@@ -478,6 +482,8 @@ fn shutdown(inner: &Arc<Inner>) {
     inner.reactor_signal.notify();
     inner.ring_host_bell();
     sender::stop(inner);
+    // Unclaimed channels: dropping their readers aborts them.
+    lock(&inner.channels).clear();
     for t in [&inner.monitor, &inner.reactor] {
         let handle = lock(t).take();
         if let Some(h) = handle {

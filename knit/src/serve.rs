@@ -9,6 +9,7 @@
 //! }
 //! ```
 
+mod channel;
 mod session;
 
 use std::cell::Cell;
@@ -20,11 +21,14 @@ use knit_core::ErrorCode;
 
 use crate::attach::DEFAULT_ATTACH_TIMEOUT;
 use crate::error::{Error, Result};
-use crate::handler::{HandlerFn, HandlerResult, Handlers, Request};
+use crate::handler::{HandlerResult, Handlers, Request};
 use crate::region_handle::RegionHandle;
 use crate::spin::SpinPolicy;
 
+pub use channel::ChannelSender;
 pub use session::ServeOutcome;
+
+use channel::ChannelLink;
 
 /// The environment variable naming the region (MAP-5).
 pub const ENV_REGION: &str = "KNIT_REGION";
@@ -38,6 +42,7 @@ pub struct Context<'r> {
     cancel_entry: Option<&'r AtomicU64>,
     content_type: Cell<u32>,
     slot: u32,
+    link: Option<&'r dyn ChannelLink>,
 }
 
 impl<'r> Context<'r> {
@@ -47,6 +52,7 @@ impl<'r> Context<'r> {
         cancel_entry: Option<&'r AtomicU64>,
         content_type: u32,
         slot: u32,
+        link: Option<&'r dyn ChannelLink>,
     ) -> Self {
         Context {
             request_id,
@@ -54,6 +60,23 @@ impl<'r> Context<'r> {
             cancel_entry,
             content_type: Cell::new(content_type),
             slot,
+            link,
+        }
+    }
+
+    /// Opens a channel from this worker to the host (CHAN-1, CHAN-11) tagged with this call's
+    /// request id, and announces it (CHAN-2); the caller receives it with
+    /// [`crate::CallFuture::channel`]. Only for handlers added with
+    /// [`Handlers::handle_streaming`] (`INVALID_ARGUMENT` otherwise); `WOULD_BLOCK` when no
+    /// channel slot is free.
+    pub fn open_channel_to_host(&self) -> Result<ChannelSender<'r>> {
+        match self.link {
+            Some(link) => link.open_to_host(self.request_id),
+            None => Err(Error::protocol(
+                ErrorCode::InvalidArgument,
+                "open_channel_to_host needs a streaming handler",
+                "add the handler with handle_streaming",
+            )),
         }
     }
 
@@ -195,14 +218,21 @@ impl Worker {
         self
     }
 
+    /// Adds a handler that may open channels to the host (see
+    /// [`Handlers::handle_streaming`]).
+    #[must_use]
+    pub fn handle_streaming<F>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(&Context<'_>, Request<'_>) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.handlers = self.handlers.handle_streaming(name, f);
+        self
+    }
+
     /// Adds every handler of `handlers`.
     #[must_use]
     pub fn handlers(mut self, handlers: &Handlers) -> Self {
-        for (id, name) in handlers.table() {
-            if let Some(f) = handlers.get(id) {
-                self.handlers.insert(name, HandlerFn::clone(f));
-            }
-        }
+        self.handlers.extend(handlers);
         self
     }
 

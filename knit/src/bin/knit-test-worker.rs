@@ -27,6 +27,13 @@ fn millis(payload: &[u8]) -> Result<u64, HandlerError> {
     Ok(u64::from_le_bytes(b))
 }
 
+fn count(payload: &[u8]) -> Result<u32, HandlerError> {
+    let b: [u8; 4] = payload
+        .try_into()
+        .map_err(|_| HandlerError::failed("want 4 bytes (u32 count)"))?;
+    Ok(u32::from_le_bytes(b))
+}
+
 fn main() {
     let worker = match Worker::from_env() {
         Ok(w) => w,
@@ -66,6 +73,23 @@ fn main() {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Ok(b"not cancelled".to_vec())
+        })
+        .handle_streaming("progress", |ctx, req| {
+            let n = count(req.payload)?;
+            let mut tx = ctx.open_channel_to_host()?;
+            for i in 0..n {
+                tx.send(format!("step {i} of {n}").as_bytes())?;
+            }
+            tx.close()?;
+            Ok(Vec::new())
+        })
+        .handle_streaming("progress_then_exit", |ctx, req| {
+            let n = count(req.payload)?;
+            let mut tx = ctx.open_channel_to_host()?;
+            for i in 0..n {
+                tx.send(format!("step {i}").as_bytes())?;
+            }
+            std::process::exit(9)
         })
         .run();
     if let Err(e) = outcome {

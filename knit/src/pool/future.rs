@@ -93,6 +93,24 @@ impl CallFuture {
         }
     }
 
+    /// The channel the worker opened for this call ([`crate::Context::open_channel_to_host`]),
+    /// waiting until it is announced; `CHANNEL_CLOSED` when the call ends without one.
+    pub fn channel(&self) -> Result<super::Receiver, CallError> {
+        match &self.state {
+            State::InFlight {
+                inner,
+                worker,
+                slot,
+                ..
+            } => super::channel::take(inner, *worker, slot),
+            State::Failed(Some(e)) => Err(e.clone()),
+            State::Failed(None) => Err(CallError::new(
+                ErrorCode::InvalidArgument,
+                "polled after completion",
+            )),
+        }
+    }
+
     /// Blocks the calling thread until the outcome is there (for code without an executor).
     pub fn wait(self) -> CallResult {
         crate::pool::block_on(self)

@@ -136,6 +136,10 @@ pub(crate) struct Inner {
     pub(crate) monitor: Mutex<Option<JoinHandle<()>>>,
     pub(crate) reactor: Mutex<Option<JoinHandle<()>>>,
     pub(crate) sender: Mutex<Option<super::sender::Sender>>,
+    /// Channels workers opened, attached and not yet taken (spec/06).
+    pub(crate) channels: Mutex<super::channel::Incoming>,
+    /// `(slot, epoch)` of every channel whose host end is attached (CHAN-10).
+    pub(crate) attached: Mutex<std::collections::HashSet<(u32, u32)>>,
     pub(crate) region: RegionHandle,
 }
 
@@ -214,9 +218,13 @@ impl Inner {
                 }
             };
             let mut released = polled.released;
+            let mut channel_error = None;
             let delivered = match polled.event {
-                // Channels opened by workers are not used by this host yet.
-                None | Some(HostEvent::ChannelOpen(_)) => None,
+                None => None,
+                Some(HostEvent::ChannelOpen(open)) => {
+                    channel_error = self.accept_channel(w, open).err();
+                    None
+                }
                 Some(HostEvent::Hello(table)) => {
                     *lock(&w.table) = Some(Arc::new(table));
                     // MBX-2: calls may go to this worker from now on.
@@ -255,6 +263,10 @@ impl Inner {
             if released {
                 // WAIT-6: the worker may wait for response space.
                 w.bell.ring(&Futex);
+            }
+            if let Some(e) = channel_error {
+                self.violation(w, st, e);
+                return true;
             }
             let any = delivered.is_some() || released;
             if let Some((id, outcome)) = delivered {

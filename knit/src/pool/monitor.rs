@@ -191,6 +191,19 @@ pub(crate) fn start_worker(inner: &Inner, w: &WorkerSlot) {
     stop_runner(w, true);
     let fresh = {
         let mut st = lock(&w.state);
+        // CHAN-10: release the previous owner's channel ends (and the host's ends of channels
+        // whose announcement it never read); unclaimed ones are dropped (aborted) first.
+        lock(&inner.channels).retain(|(worker, _), _| *worker != (w.index - 1) as usize);
+        let attached = lock(&inner.attached).clone();
+        if let Err(e) = knit_core::channel::release_for_dead(&inner.region_view, w.index, |ch| {
+            !attached.contains(&(ch.index, ch.epoch))
+        }) {
+            if e.code.is_violation() {
+                inner.region_view.poison(e.code, Some(0));
+                inner.poisoned.store(true, Ordering::Release);
+            }
+        }
+        inner.ring_host_bell();
         // MBX-4: both rings and the cancel table to zero before RESERVED.
         w.mailbox.request.reset();
         w.mailbox.response.reset();

@@ -5,6 +5,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 
+use std::cell::RefCell;
+
+use knit_core::channel::{self, ChannelEnd, EndRole};
 use knit_core::fntable::FunctionTable;
 use knit_core::layout::ParticipantState;
 use knit_core::mailbox::{Outgoing, WorkerEvent, WorkerMailbox};
@@ -15,6 +18,7 @@ use knit_core::ring::RingRef;
 use knit_core::wait::Doorbell;
 use knit_core::ErrorCode;
 
+use super::channel::{ChannelLink, ChannelSender};
 use super::{Context, Worker};
 use crate::clock::monotonic_ns;
 use crate::error::{Error, Result};
@@ -53,6 +57,93 @@ impl From<Error> for Halt {
 enum Reply {
     Ok { content_type: u32, bytes: Vec<u8> },
     Err { status: u32, message: String },
+}
+
+/// A request's header fields, copied out of the ring.
+#[derive(Clone, Copy)]
+struct Call {
+    request_id: u64,
+    function_id: u32,
+    content_type: u32,
+    deadline_ns: u64,
+}
+
+/// What the loop does after it released the request's records.
+enum Todo {
+    Reply(u64, Reply),
+    /// Run a streaming handler on a private copy (or the length of an unavailable payload).
+    Streaming(Call, Result<Vec<u8>, u64>),
+}
+
+/// What the loop does for a streaming handler's channels (spec/06): the mailbox end is lent
+/// to it for the announcements (CHAN-2).
+struct StreamLink<'s, 'a, 'w, 'm> {
+    session: &'s Session<'a, 'w>,
+    mbx: RefCell<&'m mut WorkerMailbox<'a>>,
+}
+
+impl ChannelLink for StreamLink<'_, '_, '_, '_> {
+    fn open_to_host(&self, tag: u64) -> Result<ChannelSender<'_>> {
+        let s = self.session;
+        // CHAN-1, CHAN-11: this worker writes, the host reads.
+        let opened = channel::open(&s.region, s.slot, 0, EndRole::Writer, tag)
+            .map_err(|e| self.fail(e))?
+            .ok_or_else(|| {
+                Error::protocol(ErrorCode::WouldBlock, "no free channel slot", String::new())
+            })?;
+        let announcement = opened.announcement();
+        let writer =
+            match channel::attach(&s.region, announcement, s.slot, 0).map_err(|e| self.fail(e))? {
+                ChannelEnd::Writer(w) => w,
+                ChannelEnd::Reader(_) => {
+                    return Err(Error::protocol(
+                        ErrorCode::BadChannel,
+                        "opened as writer, attached as reader",
+                        String::new(),
+                    ));
+                }
+            };
+        // CHAN-2: announce it on the response ring, waiting for room.
+        loop {
+            let seen_head = s.responses.load_head();
+            let sent = self
+                .mbx
+                .borrow_mut()
+                .send_channel_open(&announcement)
+                .map_err(|e| self.fail(e))?;
+            if sent.published {
+                self.ring_host();
+            }
+            if sent.done {
+                break;
+            }
+            self.wait(&mut || s.responses.load_head() != seen_head)?;
+        }
+        Ok(ChannelSender::new(writer, self))
+    }
+
+    fn wait(&self, ready: &mut dyn FnMut() -> bool) -> Result<()> {
+        match self.session.wait_for(ready) {
+            Ok(()) => Ok(()),
+            Err(Halt::Stopped) => Err(Error::protocol(
+                ErrorCode::Shutdown,
+                "worker stopped",
+                String::new(),
+            )),
+            Err(Halt::Failed(e)) => Err(e),
+        }
+    }
+
+    fn ring_host(&self) {
+        self.session.host_bell.ring(&Futex);
+    }
+
+    fn fail(&self, e: knit_core::Error) -> Error {
+        match self.session.violation(e) {
+            Halt::Failed(e) => e,
+            Halt::Stopped => Error::from(e),
+        }
+    }
 }
 
 /// Everything the loop needs besides the mailbox end (kept apart so that a request borrowed in
@@ -120,8 +211,8 @@ pub(super) fn serve(handle: &RegionHandle, slot: u32, worker: &Worker) -> Result
     outcome
 }
 
-impl Session<'_, '_> {
-    fn run(&self, mbx: &mut WorkerMailbox<'_>, table: &[u8]) -> Result<ServeOutcome> {
+impl<'a> Session<'a, '_> {
+    fn run(&self, mbx: &mut WorkerMailbox<'a>, table: &[u8]) -> Result<ServeOutcome> {
         match self.run_inner(mbx, table) {
             Ok(outcome) => Ok(outcome),
             Err(Halt::Stopped) => Ok(ServeOutcome::Stopped),
@@ -129,7 +220,7 @@ impl Session<'_, '_> {
         }
     }
 
-    fn run_inner(&self, mbx: &mut WorkerMailbox<'_>, table: &[u8]) -> Result<ServeOutcome, Halt> {
+    fn run_inner(&self, mbx: &mut WorkerMailbox<'a>, table: &[u8]) -> Result<ServeOutcome, Halt> {
         // MBX-2: HELLO first.
         let mut hello = mbx.start_hello(table).map_err(|e| self.violation(e))?;
         self.send(mbx, &mut hello)?;
@@ -141,17 +232,40 @@ impl Session<'_, '_> {
             let step = match polled.event {
                 None => None,
                 Some(WorkerEvent::Shutdown) => return Ok(ServeOutcome::Shutdown),
-                Some(WorkerEvent::ChannelOpen(_)) => Some(None),
+                Some(WorkerEvent::ChannelOpen(open)) => {
+                    // This worker API takes no channels from the host: attach and drop the end,
+                    // which aborts the channel with CANCELLED and releases it (CHAN-5, CHAN-9),
+                    // so that the host's writer is not left waiting.
+                    match channel::attach(&self.region, open, self.slot, 0) {
+                        Ok(end) => drop(end),
+                        Err(e) if e.code.is_violation() => return Err(self.violation(e)),
+                        Err(_) => {}
+                    }
+                    Some(None)
+                }
                 Some(WorkerEvent::Request(r)) => {
-                    let reply = self.run_request(
-                        r.request_id,
-                        r.function_id,
-                        r.content_type,
-                        r.deadline_ns,
-                        &r.payload,
-                    );
-                    r.payload.release();
-                    Some(Some((r.request_id, reply)))
+                    let call = Call {
+                        request_id: r.request_id,
+                        function_id: r.function_id,
+                        content_type: r.content_type,
+                        deadline_ns: r.deadline_ns,
+                    };
+                    if self.worker.handlers.is_streaming(r.function_id) {
+                        // Copied out so that the handler may write the response ring (its
+                        // channel announcements) while it runs.
+                        let len = r.payload.bytes().len() as u64;
+                        let owned = r.payload.into_vec().ok_or(len);
+                        Some(Some(Todo::Streaming(call, owned)))
+                    } else {
+                        let reply = match &r.payload {
+                            Payload::Unavailable { len } => {
+                                self.run_request(&call, Err(*len), None)
+                            }
+                            p => self.run_request(&call, Ok(p.bytes()), None),
+                        };
+                        r.payload.release();
+                        Some(Some(Todo::Reply(call.request_id, reply)))
+                    }
                 }
             };
             released |= mbx.publish_head();
@@ -160,7 +274,23 @@ impl Session<'_, '_> {
                 self.host_bell.ring(&Futex);
             }
             match step {
-                Some(Some((request_id, reply))) => self.respond(mbx, request_id, &reply)?,
+                Some(Some(Todo::Reply(request_id, reply))) => {
+                    self.respond(mbx, request_id, &reply)?;
+                }
+                Some(Some(Todo::Streaming(call, payload))) => {
+                    let reply = {
+                        let link = StreamLink {
+                            session: self,
+                            mbx: RefCell::new(&mut *mbx),
+                        };
+                        let payload = match &payload {
+                            Ok(bytes) => Ok(bytes.as_slice()),
+                            Err(len) => Err(*len),
+                        };
+                        self.run_request(&call, payload, Some(&link))
+                    };
+                    self.respond(mbx, call.request_id, &reply)?;
+                }
                 Some(None) => {}
                 None if released => {}
                 None => self.idle(seen_tail)?,
@@ -168,15 +298,20 @@ impl Session<'_, '_> {
         }
     }
 
-    /// Decides and runs one request (CALL-5, CANCEL-3, CALL-9, CALL-6).
+    /// Decides and runs one request (CALL-5, CANCEL-3, CALL-9, CALL-6). `payload` is the
+    /// request's bytes, or the length of a payload that could not be held.
     fn run_request(
         &self,
-        request_id: u64,
-        function_id: u32,
-        content_type: u32,
-        deadline_ns: u64,
-        payload: &Payload<'_, '_>,
+        call: &Call,
+        payload: Result<&[u8], u64>,
+        link: Option<&dyn ChannelLink>,
     ) -> Reply {
+        let Call {
+            request_id,
+            function_id,
+            content_type,
+            deadline_ns,
+        } = *call;
         let handlers = &self.worker.handlers;
         let Some(handler) = handlers.get(function_id) else {
             // CALL-5
@@ -191,6 +326,7 @@ impl Session<'_, '_> {
             self.cancel_entry(request_id),
             content_type,
             self.slot,
+            link,
         );
         // CANCEL-3: a request cancelled before it ran is answered without running it.
         if ctx.is_cancelled() {
@@ -203,14 +339,17 @@ impl Session<'_, '_> {
                 "deadline passed before it ran".into(),
             );
         }
-        if let Payload::Unavailable { len } = payload {
-            return error(
-                ErrorCode::PayloadTooLarge,
-                format!("request payload of {len} bytes could not be held"),
-            );
-        }
+        let payload = match payload {
+            Ok(bytes) => bytes,
+            Err(len) => {
+                return error(
+                    ErrorCode::PayloadTooLarge,
+                    format!("request payload of {len} bytes could not be held"),
+                );
+            }
+        };
         let request = Request {
-            payload: payload.bytes(),
+            payload,
             content_type,
         };
         // CALL-6: a panic is a failure of this call only; the loop keeps serving.
