@@ -1,6 +1,8 @@
 //! Region names (MAP-2): `knit-` followed by 32 lowercase hexadecimal digits from the OS
 //! cryptographically secure random source. A name is validated before it reaches any OS call,
 //! so no path separator, `..` or other character can ever be interpreted as a path.
+//! SEC-3: the randomness only avoids collisions and casual interference; memory safety never
+//! depends on the name staying secret (every attacher validates everything it reads).
 
 use std::fmt;
 use std::path::PathBuf;

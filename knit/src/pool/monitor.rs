@@ -41,6 +41,10 @@ pub(crate) fn run(inner: &Arc<Inner>) {
         }
         check_poison(inner);
         let now = monotonic_ns();
+        // PART-7: the host's sign of life, informative for workers and tools.
+        if let Ok(host) = inner.region_view.participant(0) {
+            let _ = host.set_heartbeat(now);
+        }
         for w in &inner.workers {
             check_worker(inner, w, now);
             check_deadlines(inner, w, now);
