@@ -53,6 +53,25 @@ def citations(ids):
     return cited
 
 
+def unknown_citations(ids):
+    """Ids with a known clause prefix that code cites but the spec does not define."""
+    prefixes = sorted({i.split("-")[0] for i in ids})
+    pattern = re.compile(r"\b(" + "|".join(prefixes) + r")-(\d+)\b")
+    known = set(ids)
+    unknown = {}
+    for path in ROOT.rglob("*"):
+        if path.suffix not in CODE_EXT or not path.is_file():
+            continue
+        rel = path.relative_to(ROOT)
+        if SKIP_DIRS & set(rel.parts) or rel.parts[0] == "spec":
+            continue
+        for m in pattern.finditer(path.read_text(errors="replace")):
+            cid = m.group(0)
+            if cid not in known:
+                unknown.setdefault(cid, set()).add(str(rel))
+    return unknown
+
+
 def pending():
     p = SPEC / "pending.md"
     if not p.exists():
@@ -105,6 +124,8 @@ def main():
         for cid in pend:
             if cid not in ids:
                 problems.append(f"spec/pending.md names unknown clause {cid}")
+        for cid, where in sorted(unknown_citations(ids).items()):
+            problems.append(f"{cid} is cited in {', '.join(sorted(where))} but is not a clause of spec/")
         if problems:
             print("\n".join(problems))
             sys.exit(1)

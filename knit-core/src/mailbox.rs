@@ -4,6 +4,8 @@
 //! Neither end waits or rings a doorbell: every operation reports whether it stored a
 //! position or a cancel entry, so that the runtime rings the peer's doorbell (WAIT-5, WAIT-6).
 //! A violation is returned with its registry code; the caller poisons the region (RING-13).
+//! SEC-5: the two ends apply the same validation; neither trusts the other's memory, so a
+//! worker is as protected from a corrupt host as the host is from a corrupt worker.
 //!
 //! Writing: `start_*` builds an [`Outgoing`] message and [`HostMailbox::write`] /
 //! [`WorkerMailbox::write`] write as much of it as the ring has room for, publishing what they
