@@ -121,7 +121,7 @@ pub fn check_alive(pid: u32, start_time: u64) -> Result<bool> {
     }
 }
 
-/// Reads and parses `/proc/<pid>/stat`, reading at most [`STAT_READ_MAX`] bytes.
+/// Reads and parses `/proc/<pid>/stat`, reading at most 4 KiB (a stat line is far shorter).
 pub fn read_stat(pid: u32) -> Result<ProcStat> {
     if pid == 0 || i32::try_from(pid).is_err() {
         return Err(Error::Protocol {
