@@ -45,6 +45,14 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run the conformance suite against an implementation's agent (conformance/README.md):
+    /// --agent "<command>" [--peer "<command>"] [--case ID] [--list] [--debug] [--report DIR].
+    #[command(disable_help_flag = true)]
+    Conformance {
+        /// The runner's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +61,9 @@ fn main() -> ExitCode {
         Command::Inspect { region, file, json } => inspect(&region, file, json),
         Command::Ls { json } => ls(json),
         Command::Gc { dry_run } => gc(dry_run),
+        Command::Conformance { args } => {
+            return ExitCode::from(u8::try_from(knit_conformance::cli::run(&args)).unwrap_or(2));
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
