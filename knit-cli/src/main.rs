@@ -46,7 +46,7 @@ enum Command {
         dry_run: bool,
     },
     /// Run the conformance suite against an implementation's agent (conformance/README.md):
-    /// --agent "<command>" [--peer "<command>"] [--case ID] [--list] [--debug] [--report DIR].
+    /// `--agent CMD [--peer CMD] [--case ID] [--list] [--debug] [--report DIR]`.
     #[command(disable_help_flag = true)]
     Conformance {
         /// The runner's arguments.

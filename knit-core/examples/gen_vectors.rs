@@ -22,7 +22,11 @@ use knit_core::layout::{
     P_BELL_SLEEPERS, P_EPOCH, P_HEARTBEAT, P_IMPL_NAME, P_PID, P_ROLE, P_START_TIME, P_STATE,
 };
 use knit_core::participant::{Identity, Participant};
-use knit_core::records::{DataHead, FLAGS_SINGLE, TYPE_DATA};
+use knit_core::message::{MessageHead, OutgoingMessage};
+use knit_core::records::{
+    ChannelOpen, DataHead, HelloHead, RequestHead, ResponseHead, FLAGS_SINGLE, TYPE_CHANNEL_OPEN,
+    TYPE_CONT, TYPE_DATA, TYPE_END, TYPE_HELLO, TYPE_REQUEST, TYPE_RESPONSE, TYPE_SHUTDOWN,
+};
 use knit_core::region::{HostIdentity, Region};
 use knit_core::ring::{Consumer, Producer, RingRef, HEAD_OFFSET, RING_CTRL_LEN, TAIL_OFFSET};
 use knit_core::SharedMem;
@@ -468,6 +472,323 @@ pub fn ring_vector() -> (Vec<u8>, Vec<Field>) {
     (bytes, fields)
 }
 
+/// Payload bytes of the one-record vectors: 00 01 .. 0f.
+pub fn small_payload() -> Vec<u8> {
+    (0u8..16).collect()
+}
+
+/// Payload of the fragmented DATA vector (`record-cont`): 3000 bytes, so that the first record
+/// (16-byte head + 2024 bytes) is exactly `cap / 2` and a CONT record carries the other 976.
+pub fn cont_payload() -> Vec<u8> {
+    (0..3000u32).map(|i| (i % 251) as u8).collect()
+}
+
+/// The function table of the HELLO vector, in this order.
+pub const HELLO_FUNCTIONS: [(u32, &str); 2] = [(1, "echo"), (2, "checksum")];
+
+/// One record-kind vector: a fresh ring (head 0) holding the records of one message or
+/// control record, published.
+pub struct RecordVector {
+    /// File stem.
+    pub name: &'static str,
+    /// The ring it belongs on: `request`, `response` or `channel`.
+    pub ring_kind: &'static str,
+    /// Clauses it illustrates.
+    pub spec: &'static [&'static str],
+    /// What it is.
+    pub about: &'static str,
+    /// The image.
+    pub bytes: Vec<u8>,
+    /// Its fields.
+    pub fields: Vec<Field>,
+}
+
+/// Writes `records` (type, flags, body) into a fresh 4096-byte ring, or `message` through the
+/// core's fragmenting writer, and publishes.
+fn fresh_ring(write: impl FnOnce(&mut Producer<'_>)) -> Vec<u8> {
+    let mut buf = Aligned::zeroed(RING_CTRL_LEN + RING_CAP);
+    {
+        let mem = buf.mem();
+        let ring = RingRef::new(
+            mem.sub(0, RING_CTRL_LEN).expect("ctrl"),
+            mem.sub(RING_CTRL_LEN, RING_CAP).expect("data"),
+        )
+        .expect("ring");
+        let mut producer = Producer::new(ring);
+        write(&mut producer);
+        producer.publish();
+    }
+    buf.copy_out()
+}
+
+/// Fields of one record at data offset `at`: header, then `head` fields (name, size, value),
+/// then the payload bytes and the zero padding up to the record's size.
+fn record_fields(
+    prefix: &str,
+    at: usize,
+    rtype: u16,
+    flags: u16,
+    head: &[(&str, Val)],
+    payload: &[u8],
+) -> (Vec<Field>, usize) {
+    let d = RING_CTRL_LEN + at;
+    let head_len: usize = head.iter().map(|(_, v)| v.size()).sum();
+    let body_len = head_len + payload.len();
+    let mut fields = vec![
+        field(format!("{prefix}.len"), d, Val::U32(body_len as u32)),
+        field(format!("{prefix}.type"), d + 4, Val::U16(rtype)),
+        field(format!("{prefix}.flags"), d + 6, Val::U16(flags)),
+    ];
+    let mut off = d + 8;
+    for (name, val) in head {
+        fields.push(field(format!("{prefix}.body.{name}"), off, val.clone()));
+        off += val.size();
+    }
+    if !payload.is_empty() {
+        fields.push(field(
+            format!("{prefix}.body.payload"),
+            off,
+            Val::Bytes(payload.to_vec()),
+        ));
+    }
+    let size = 8 + body_len.next_multiple_of(8);
+    if size > 8 + body_len {
+        fields.push(field(
+            format!("{prefix}.padding"),
+            d + 8 + body_len,
+            Val::Bytes(vec![0; size - 8 - body_len]),
+        ));
+    }
+    (fields, size)
+}
+
+fn single(rtype: u16, body: &[u8]) -> Vec<u8> {
+    fresh_ring(|p| {
+        assert!(p.try_write(rtype, FLAGS_SINGLE, body).expect("write"));
+    })
+}
+
+fn with_ring_fields(mut fields: Vec<Field>, tail: usize) -> Vec<Field> {
+    let mut all = ring_ctrl_fields("ring", 0, tail as u64, 0);
+    all.append(&mut fields);
+    all
+}
+
+/// The record-kind vectors: REQUEST, RESPONSE, HELLO, SHUTDOWN, `CHANNEL_OPEN`, DATA, END, and
+/// a DATA message in two records (DATA + CONT).
+#[allow(clippy::too_many_lines)] // eight vectors, each spelled out field by field
+pub fn record_vectors() -> Vec<RecordVector> {
+    let p = small_payload();
+    let mut out = Vec::new();
+
+    let req = RequestHead {
+        request_id: 1,
+        function_id: 1,
+        content_type: 0,
+        deadline_ns: 0,
+        payload_len: p.len() as u64,
+    };
+    let (fields, size) = record_fields(
+        "record",
+        0,
+        TYPE_REQUEST,
+        FLAGS_SINGLE,
+        &[
+            ("request_id", Val::U64(1)),
+            ("function_id", Val::U32(1)),
+            ("content_type", Val::U32(0)),
+            ("deadline_ns", Val::U64(0)),
+            ("payload_len", Val::U64(p.len() as u64)),
+            ("reserved", Val::U64(0)),
+        ],
+        &p,
+    );
+    out.push(RecordVector {
+        name: "record-request",
+        ring_kind: "request",
+        spec: &["MSG-1", "MSG-7", "CALL-1"],
+        about: "A request ring holding one REQUEST (id 1, function 1, 16 payload bytes) in one FIRST|LAST record.",
+        bytes: single(TYPE_REQUEST, &[&req.encode()[..], &p].concat()),
+        fields: with_ring_fields(fields, size),
+    });
+
+    let resp = ResponseHead {
+        request_id: 1,
+        status: 0,
+        content_type: 0,
+        payload_len: p.len() as u64,
+    };
+    let (fields, size) = record_fields(
+        "record",
+        0,
+        TYPE_RESPONSE,
+        FLAGS_SINGLE,
+        &[
+            ("request_id", Val::U64(1)),
+            ("status", Val::U32(0)),
+            ("content_type", Val::U32(0)),
+            ("payload_len", Val::U64(p.len() as u64)),
+        ],
+        &p,
+    );
+    out.push(RecordVector {
+        name: "record-response",
+        ring_kind: "response",
+        spec: &["MSG-1", "MSG-7", "CALL-3"],
+        about: "A response ring holding one RESPONSE (id 1, status 0, 16 payload bytes) in one FIRST|LAST record.",
+        bytes: single(TYPE_RESPONSE, &[&resp.encode()[..], &p].concat()),
+        fields: with_ring_fields(fields, size),
+    });
+
+    let mut table = vec![0u8; 64];
+    let n = knit_core::fntable::encode_into(&HELLO_FUNCTIONS, &mut table).expect("table");
+    table.truncate(n);
+    let hello = HelloHead {
+        payload_len: n as u64,
+    };
+    let (fields, size) = record_fields(
+        "record",
+        0,
+        TYPE_HELLO,
+        FLAGS_SINGLE,
+        &[
+            ("payload_len", Val::U64(n as u64)),
+            ("function_count", Val::U32(2)),
+            ("reserved", Val::U32(0)),
+            ("entry[0].id", Val::U32(1)),
+            ("entry[0].name_len", Val::U16(4)),
+            ("entry[0].flags", Val::U16(0)),
+            ("entry[0].name", Val::Bytes(b"echo\0\0\0\0".to_vec())),
+            ("entry[1].id", Val::U32(2)),
+            ("entry[1].name_len", Val::U16(8)),
+            ("entry[1].flags", Val::U16(0)),
+            ("entry[1].name", Val::Bytes(b"checksum".to_vec())),
+        ],
+        &[],
+    );
+    out.push(RecordVector {
+        name: "record-hello",
+        ring_kind: "response",
+        spec: &["MBX-2", "FN-1", "MSG-7"],
+        about: "A response ring holding one HELLO whose function table is echo (id 1) and checksum (id 2).",
+        bytes: single(TYPE_HELLO, &[&hello.encode()[..], &table].concat()),
+        fields: with_ring_fields(fields, size),
+    });
+
+    let (fields, size) = record_fields("record", 0, TYPE_SHUTDOWN, FLAGS_SINGLE, &[], &[]);
+    out.push(RecordVector {
+        name: "record-shutdown",
+        ring_kind: "request",
+        spec: &["MBX-3", "MSG-6", "MSG-7"],
+        about: "A request ring holding one SHUTDOWN: empty body, FIRST|LAST.",
+        bytes: single(TYPE_SHUTDOWN, &[]),
+        fields: with_ring_fields(fields, size),
+    });
+
+    let open = ChannelOpen {
+        channel: 0,
+        epoch: 1,
+        tag: 7,
+    };
+    let (fields, size) = record_fields(
+        "record",
+        0,
+        TYPE_CHANNEL_OPEN,
+        FLAGS_SINGLE,
+        &[
+            ("channel", Val::U32(0)),
+            ("epoch", Val::U32(1)),
+            ("tag", Val::U64(7)),
+        ],
+        &[],
+    );
+    out.push(RecordVector {
+        name: "record-channel-open",
+        ring_kind: "request",
+        spec: &["CHAN-2", "MSG-6", "MSG-7"],
+        about: "A request ring holding one CHANNEL_OPEN (slot 0, epoch 1, tag 7).",
+        bytes: single(TYPE_CHANNEL_OPEN, &open.encode()),
+        fields: with_ring_fields(fields, size),
+    });
+
+    let data = DataHead {
+        content_type: 0,
+        payload_len: p.len() as u64,
+    };
+    let (fields, size) = record_fields(
+        "record",
+        0,
+        TYPE_DATA,
+        FLAGS_SINGLE,
+        &[
+            ("content_type", Val::U32(0)),
+            ("reserved", Val::U32(0)),
+            ("payload_len", Val::U64(p.len() as u64)),
+        ],
+        &p,
+    );
+    out.push(RecordVector {
+        name: "record-data",
+        ring_kind: "channel",
+        spec: &["MSG-1", "MSG-7", "CHAN-3"],
+        about: "A channel ring holding one DATA message (16 payload bytes) in one FIRST|LAST record.",
+        bytes: single(TYPE_DATA, &[&data.encode()[..], &p].concat()),
+        fields: with_ring_fields(fields, size),
+    });
+
+    let (fields, size) = record_fields("record", 0, TYPE_END, FLAGS_SINGLE, &[], &[]);
+    out.push(RecordVector {
+        name: "record-end",
+        ring_kind: "channel",
+        spec: &["CHAN-4", "MSG-6", "MSG-7"],
+        about: "A channel ring holding one END: empty body, FIRST|LAST.",
+        bytes: single(TYPE_END, &[]),
+        fields: with_ring_fields(fields, size),
+    });
+
+    let big = cont_payload();
+    let first_part = RING_CAP / 2 - 8 - DataHead::LEN;
+    let bytes = fresh_ring(|p| {
+        let head = MessageHead::Data(DataHead {
+            content_type: 0,
+            payload_len: 0,
+        });
+        let mut m = OutgoingMessage::new(head, &big);
+        assert!(m.write_to(p).expect("write"), "both records fit");
+    });
+    let (mut fields, first_size) = record_fields(
+        "record[0]",
+        0,
+        TYPE_DATA,
+        knit_core::records::FLAG_FIRST,
+        &[
+            ("content_type", Val::U32(0)),
+            ("reserved", Val::U32(0)),
+            ("payload_len", Val::U64(big.len() as u64)),
+        ],
+        &big[..first_part],
+    );
+    let (mut cont, cont_size) = record_fields(
+        "record[1]",
+        first_size,
+        TYPE_CONT,
+        knit_core::records::FLAG_LAST,
+        &[],
+        &big[first_part..],
+    );
+    fields.append(&mut cont);
+    out.push(RecordVector {
+        name: "record-cont",
+        ring_kind: "channel",
+        spec: &["MSG-1", "MSG-2", "MSG-3", "MSG-5"],
+        about: "A channel ring holding one DATA message of 3000 payload bytes in two records: DATA (FIRST, a 2048-byte record, cap / 2) and CONT (LAST).",
+        bytes,
+        fields: with_ring_fields(fields, first_size + cont_size),
+    });
+    out
+}
+
+
 fn describe(
     name: &str,
     spec: &[&str],
@@ -593,6 +914,22 @@ pub fn all() -> Vec<VectorFile> {
         &fields,
     );
     push(&mut out, "ring-after-wrap", ring, &d);
+
+    for v in record_vectors() {
+        let d = describe(
+            v.name,
+            v.spec,
+            v.about,
+            &v.bytes,
+            true,
+            json!({
+                "inputs": { "capacity": RING_CAP, "ring_kind": v.ring_kind },
+                "validate": { "kind": "ring", "ring_kind": v.ring_kind },
+            }),
+            &v.fields,
+        );
+        push(&mut out, v.name, v.bytes, &d);
+    }
     out
 }
 

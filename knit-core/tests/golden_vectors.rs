@@ -16,8 +16,18 @@ use knit_core::ring::{Consumer, Producer, RingRef, RING_CTRL_LEN};
 use serde_json::Value;
 use zerocopy::FromBytes;
 
-/// The vectors this file checks (the record-body vectors are checked by their own tests).
+/// The structure vectors; the record vectors are listed by [`record_names`].
 const NAMES: [&str; 4] = ["region", "header", "participant", "ring-after-wrap"];
+
+/// The record-kind vectors, as the generator names them.
+fn record_names() -> Vec<&'static str> {
+    gen_vectors::record_vectors().iter().map(|v| v.name).collect()
+}
+
+/// Every vector.
+fn all_names() -> Vec<&'static str> {
+    NAMES.iter().copied().chain(record_names()).collect()
+}
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors/v1")
@@ -120,7 +130,8 @@ fn offset_of(d: &Value, name: &str) -> usize {
 #[test]
 fn the_core_still_produces_exactly_the_files() {
     let generated = gen_vectors::all();
-    for name in NAMES {
+    assert_eq!(generated.len(), 2 * all_names().len(), "one .bin and one .json per vector");
+    for name in all_names() {
         for ext in ["bin", "json"] {
             let file = format!("{name}.{ext}");
             let fresh = generated
@@ -139,7 +150,7 @@ fn the_core_still_produces_exactly_the_files() {
 
 #[test]
 fn every_field_has_its_described_bytes() {
-    for name in NAMES {
+    for name in all_names() {
         let d = description(name);
         let image = bin(name);
         assert_eq!(d["file"], format!("{name}.bin"));
@@ -361,4 +372,86 @@ fn the_wrapped_ring_decodes_through_the_consumer() {
         pad + 8 + usize::try_from(value_of(&d, "record[pad].len")).unwrap(),
         cap
     );
+}
+
+/// Each record vector decodes, through the core's consumer and reassembler for its ring kind,
+/// to one message or control record whose head is what its description lists.
+#[test]
+fn the_record_vectors_decode_through_the_reassembler() {
+    use knit_core::message::{Accept, Incoming, MessageHead, Reassembler};
+    use knit_core::records::RingKind;
+
+    for name in record_names() {
+        let d = description(name);
+        let kind = match d["validate"]["ring_kind"].as_str() {
+            Some("request") => RingKind::Request,
+            Some("response") => RingKind::Response,
+            Some("channel") => RingKind::Channel,
+            other => panic!("{name}: ring kind {other:?}"),
+        };
+        let image = bin(name);
+        let mut mem = Aligned::from_bytes(&image);
+        let view = mem.mem();
+        let ring = RingRef::new(
+            view.sub(0, RING_CTRL_LEN).unwrap(),
+            view.sub(RING_CTRL_LEN, image.len() - RING_CTRL_LEN).unwrap(),
+        )
+        .unwrap();
+        let mut consumer = Consumer::new(ring);
+        let mut reassembler = Reassembler::new(kind, 1 << 20);
+        let mut delivered = None;
+        for _ in 0..4 {
+            let polled = reassembler
+                .poll(&mut consumer, |_| Ok(Accept::Deliver))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            if let Some(incoming) = polled.incoming {
+                delivered = Some(match incoming {
+                    Incoming::Message(m) => {
+                        let payload = m.payload.into_vec().unwrap();
+                        match m.head {
+                            MessageHead::Request(r) => {
+                                assert_eq!(r.request_id, value_of(&d, "record.body.request_id"));
+                                assert_eq!(
+                                    u64::from(r.function_id),
+                                    value_of(&d, "record.body.function_id")
+                                );
+                                assert_eq!(payload, gen_vectors::small_payload());
+                            }
+                            MessageHead::Response(r) => {
+                                assert_eq!(r.request_id, value_of(&d, "record.body.request_id"));
+                                assert_eq!(u64::from(r.status), value_of(&d, "record.body.status"));
+                                assert_eq!(payload, gen_vectors::small_payload());
+                            }
+                            MessageHead::Hello(h) => {
+                                assert_eq!(h.payload_len, value_of(&d, "record.body.payload_len"));
+                                let t = knit_core::fntable::FunctionTable::decode(&payload).unwrap();
+                                for (id, fname) in gen_vectors::HELLO_FUNCTIONS {
+                                    assert_eq!(t.lookup(fname), Ok(id));
+                                }
+                            }
+                            MessageHead::Data(h) if name == "record-cont" => {
+                                assert_eq!(h.payload_len, value_of(&d, "record[0].body.payload_len"));
+                                assert_eq!(payload, gen_vectors::cont_payload());
+                            }
+                            MessageHead::Data(h) => {
+                                assert_eq!(h.payload_len, value_of(&d, "record.body.payload_len"));
+                                assert_eq!(payload, gen_vectors::small_payload());
+                            }
+                        }
+                        name
+                    }
+                    Incoming::Shutdown => "record-shutdown",
+                    Incoming::End => "record-end",
+                    Incoming::ChannelOpen(o) => {
+                        assert_eq!(u64::from(o.epoch), value_of(&d, "record.body.epoch"));
+                        assert_eq!(o.tag, value_of(&d, "record.body.tag"));
+                        "record-channel-open"
+                    }
+                });
+                break;
+            }
+        }
+        assert_eq!(delivered, Some(name), "{name}: delivered what it holds");
+        assert_eq!(consumer.head(), value_of(&d, "ring.tail"), "{name}: all consumed");
+    }
 }
