@@ -10,6 +10,7 @@ use knit_core::ErrorCode;
 use knit_rt::{Context, HandlerError, HandlerResult, Handlers, Request};
 
 use crate::args::{bytes, out, store, string};
+use crate::channel::SenderList;
 use crate::handle::{self, Object};
 use crate::status::{guard, Failure, FfiResult, KnitStatus, KNIT_OK};
 
@@ -95,10 +96,53 @@ struct ReplyState {
 /// The call a handler is running on this thread: the only request and reply pointers the
 /// `knit_request_*` / `knit_reply_*` functions accept.
 #[derive(Clone, Copy)]
-struct Current {
+pub(crate) struct Current {
     request: *const KnitRequest,
     reply: *mut ReplyState,
+    /// The call's `Context<'_>`, type-erased.
     context: *const (),
+    /// The call's `SenderList<'_>` (channels it opened), type-erased.
+    senders: *const (),
+}
+
+impl Current {
+    /// The current call of this thread when `request` is its request.
+    pub(crate) fn of(request: *const KnitRequest) -> FfiResult<Current> {
+        CURRENT
+            .with(Cell::get)
+            .filter(|c| !request.is_null() && std::ptr::eq(c.request, request))
+            .ok_or_else(|| {
+                Failure::invalid("the request is not the one of a handler running on this thread")
+            })
+    }
+
+    /// The current call of this thread, whatever it is.
+    pub(crate) fn get() -> FfiResult<Current> {
+        CURRENT
+            .with(Cell::get)
+            .ok_or_else(|| Failure::invalid("no handler is running on this thread"))
+    }
+
+    /// The call's context.
+    ///
+    /// # Safety
+    /// Only while the handler call that this `Current` describes runs (on this thread), and
+    /// the reference must not outlive the exported function that asked for it.
+    pub(crate) unsafe fn context<'a>(&self) -> &'a Context<'a> {
+        // SAFETY: `context` is the `Context` of the handler call running on this thread,
+        // alive until that call returns (the caller's contract).
+        unsafe { &*self.context.cast::<Context<'a>>() }
+    }
+
+    /// The channels the call opened.
+    ///
+    /// # Safety
+    /// As for [`Current::context`].
+    pub(crate) unsafe fn senders<'a>(&self) -> &'a SenderList<'a> {
+        // SAFETY: `senders` is the `SenderList` of the handler call running on this thread,
+        // alive until that call returns (the caller's contract).
+        unsafe { &*self.senders.cast::<SenderList<'a>>() }
+    }
 }
 
 thread_local! {
@@ -131,6 +175,9 @@ impl CHandler {
             deadline_ns: ctx.deadline().unwrap_or(0),
         };
         let mut state = ReplyState::default();
+        // Channels the handler opens; any it leaves open are aborted when this drops (after
+        // the call, before the response).
+        let senders: SenderList<'_> = SenderList::default();
         // Everything the C side does with the reply goes through this one pointer until the
         // call returns.
         let reply: *mut ReplyState = &mut state;
@@ -138,6 +185,7 @@ impl CHandler {
             request: &request,
             reply,
             context: std::ptr::from_ref(ctx).cast(),
+            senders: std::ptr::from_ref(&senders).cast(),
         };
         let status = {
             let _scope = Scope(CURRENT.with(|c| c.replace(Some(current))));
@@ -145,6 +193,7 @@ impl CHandler {
             // request and reply pointers are valid for the duration of the call.
             unsafe { (self.function)(self.user_data, &request, reply.cast()) }
         };
+        drop(senders);
         // The C side is done with the reply: `state` is ours again.
         let error = state.error.take();
         match (status, error) {
@@ -198,11 +247,12 @@ pub(crate) unsafe fn c_handler(
     Ok((name.to_owned(), handler))
 }
 
-/// Adds `handler` to `handlers` under `name`.
-pub(crate) fn insert(handlers: &mut Handlers, name: &str, handler: Arc<CHandler>) {
+/// Adds `handler` to `handlers` under `name`; a `streaming` handler may open channels.
+pub(crate) fn insert(handlers: &mut Handlers, name: &str, handler: Arc<CHandler>, streaming: bool) {
     handlers.insert(
         name,
         Arc::new(move |ctx: &Context<'_>, req: Request<'_>| handler.invoke(ctx, req)),
+        streaming,
     );
 }
 
@@ -342,16 +392,9 @@ pub unsafe extern "C" fn knit_request_is_cancelled(
 ) -> KnitStatus {
     guard("knit_request_is_cancelled", || {
         let cancelled = out(cancelled, "cancelled")?;
-        let current = CURRENT.with(Cell::get);
-        let Some(c) = current.filter(|c| !request.is_null() && std::ptr::eq(c.request, request))
-        else {
-            return Err(Failure::invalid(
-                "the request is not the one of a handler running on this thread",
-            ));
-        };
-        // SAFETY: `c.context` is the `Context` of the handler call running on this thread,
-        // alive until that call returns, which is after this exported call.
-        let ctx = unsafe { &*c.context.cast::<Context<'_>>() };
+        let c = Current::of(request)?;
+        // SAFETY: the call `c` describes runs on this thread until after this function.
+        let ctx = unsafe { c.context() };
         // SAFETY: checked non-NULL; writable by the caller's contract.
         unsafe { store(cancelled, ctx.is_cancelled()) };
         Ok(())
@@ -430,16 +473,54 @@ pub unsafe extern "C" fn knit_handlers_add(
     free_user_data: KnitFreeFn,
 ) -> KnitStatus {
     guard("knit_handlers_add", || {
-        let set = handle::get::<HandlerSet>(handlers)?;
-        // SAFETY: the caller's contract for the strings, function and user data.
-        let (name, handler) = unsafe { c_handler(name, handler, user_data, free_user_data) }?;
-        insert(
-            &mut set.0.lock().unwrap_or_else(PoisonError::into_inner),
-            &name,
-            handler,
-        );
-        Ok(())
+        // SAFETY: the caller's contract, passed on.
+        unsafe { add(handlers, name, handler, user_data, free_user_data, false) }
     })
+}
+
+/// Like `knit_handlers_add`, for a handler that may open channels to the caller while it runs
+/// (`knit_request_open_channel`). Its request payload is a private copy, not the ring itself.
+///
+/// Ownership and thread safety: as `knit_handlers_add`.
+///
+/// # Safety
+/// As `knit_handlers_add`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_handlers_add_streaming(
+    handlers: *mut KnitHandlers,
+    name: *const c_char,
+    handler: KnitHandlerFn,
+    user_data: *mut c_void,
+    free_user_data: KnitFreeFn,
+) -> KnitStatus {
+    guard("knit_handlers_add_streaming", || {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { add(handlers, name, handler, user_data, free_user_data, true) }
+    })
+}
+
+/// Adds a C handler to a set.
+///
+/// # Safety
+/// The contract of `knit_handlers_add`.
+unsafe fn add(
+    handlers: *mut KnitHandlers,
+    name: *const c_char,
+    handler: KnitHandlerFn,
+    user_data: *mut c_void,
+    free_user_data: KnitFreeFn,
+    streaming: bool,
+) -> FfiResult {
+    let set = handle::get::<HandlerSet>(handlers)?;
+    // SAFETY: the caller's contract for the strings, function and user data.
+    let (name, handler) = unsafe { c_handler(name, handler, user_data, free_user_data) }?;
+    insert(
+        &mut set.0.lock().unwrap_or_else(PoisonError::into_inner),
+        &name,
+        handler,
+        streaming,
+    );
+    Ok(())
 }
 
 /// Frees a handler set. Pools and workers built from it keep their own copy.

@@ -14,22 +14,24 @@
 
 // The order of these modules is the order of the generated header: errors and versions first,
 // then configuration, workers, pools and calls, inspection, and the leak check last.
-mod args;
-mod callback;
-mod config;
-mod content;
-mod handle;
-mod handlers;
-mod pool;
-mod region;
-mod response;
 mod status;
-mod ticket;
 mod version;
+mod args;
+mod content;
+mod config;
+mod handlers;
 mod worker;
+mod pool;
+mod response;
+mod ticket;
+mod callback;
+mod channel;
+mod region;
+mod handle;
 
 pub use args::KNIT_FOREVER;
 pub use callback::{knit_call_callback, KnitCompletionFn, KnitOutcome};
+pub use channel::*;
 pub use config::*;
 pub use content::*;
 pub use handle::knit_handle_count;

@@ -324,3 +324,52 @@ pub unsafe extern "C" fn knit_call_loan(
         unsafe { response::publish(result, response) }
     })
 }
+
+/// Reads a call's result in place; called once, on success only, with the result bytes.
+/// They may be the shared response ring itself (zero copy): treat them as untrusted input,
+/// copy what you keep, and return normally. It must not call the pool.
+pub type KnitBorrowFn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, data: *const u8, len: usize)>;
+
+/// Like `knit_call`, but instead of a response handle, `read(user_data, data, len)` sees the
+/// result where it lies: when this thread reads the response itself and it is one record, in
+/// the response ring before it is released (no copy at all); otherwise a private copy. `read`
+/// runs on the calling thread before this returns, only when the call succeeded. The deadline
+/// is the pool's default.
+///
+/// Ownership: `function`, `payload` and `user_data` stay the caller's; `data` is valid only
+/// during `read`.
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `function` is a NUL-terminated string; `payload` points to `len` readable bytes (or `len`
+/// is 0); `read` meets the contract of `knit_borrow_fn`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_call_borrow(
+    pool: *const KnitPool,
+    function: *const c_char,
+    payload: *const u8,
+    len: usize,
+    content_type: u32,
+    read: KnitBorrowFn,
+    user_data: *mut c_void,
+) -> KnitStatus {
+    guard("knit_call_borrow", || {
+        let p = handle::get::<PoolObject>(pool)?;
+        let read = read.ok_or_else(|| Failure::invalid("read is NULL"))?;
+        // SAFETY: the caller's contract for `function` and `payload`.
+        let (name, payload) = unsafe { call_args(function, payload, len) }?;
+        p.pool
+            .call_with(name, Payload::new(payload, content_type), |bytes| {
+                let data = if bytes.is_empty() {
+                    std::ptr::null()
+                } else {
+                    bytes.as_ptr()
+                };
+                // SAFETY: `bytes` is readable for its length until this closure returns; the
+                // read function's contract is the caller's.
+                unsafe { read(user_data, data, bytes.len()) };
+            })?;
+        Ok(())
+    })
+}

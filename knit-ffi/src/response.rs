@@ -32,13 +32,18 @@ pub(crate) unsafe fn publish(response: Response, dst: *mut *mut KnitResponse) ->
         return Ok(());
     }
     let content_type = response.content_type();
-    let h = handle::register(ResponseObject {
-        content_type,
-        bytes: response.into_bytes(),
-    })?;
+    let h = register(content_type, response.into_bytes())?;
     // SAFETY: non-NULL; writable by the caller's contract.
     unsafe { store(dst, h) };
     Ok(())
+}
+
+/// Registers `bytes` of `content_type` as a new response handle (a channel message).
+pub(crate) fn register(content_type: u32, bytes: Vec<u8>) -> FfiResult<*mut KnitResponse> {
+    handle::register(ResponseObject {
+        content_type,
+        bytes,
+    })
 }
 
 /// Clears an output handle before a call that may fail, so a failure leaves NULL there.

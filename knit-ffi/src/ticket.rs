@@ -30,14 +30,16 @@ pub struct KnitTicket {
     _private: [u8; 0],
 }
 
-enum TicketState {
-    Pending(CallFuture),
-    Done(CallResult),
-    Taken,
+/// A call and what became of it. The future is kept after it resolved: the channel of the
+/// call (`knit_ticket_channel`) is reached through it.
+pub(crate) struct TicketState {
+    pub(crate) future: CallFuture,
+    outcome: Option<CallResult>,
+    taken: bool,
 }
 
 /// The object behind a `knit_ticket` handle.
-pub(crate) struct TicketObject(Mutex<TicketState>);
+pub(crate) struct TicketObject(pub(crate) Mutex<TicketState>);
 
 impl Object for TicketObject {
     type Opaque = KnitTicket;
@@ -60,7 +62,7 @@ impl Wake for Notifier {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -77,36 +79,44 @@ fn notifier() -> &'static (Arc<Notifier>, Waker) {
 }
 
 impl TicketObject {
+    fn new(future: CallFuture) -> Self {
+        TicketObject(Mutex::new(TicketState {
+            future,
+            outcome: None,
+            taken: false,
+        }))
+    }
+
     /// Polls the call once; true when its outcome is there (and not yet taken).
     fn poll_done(&self) -> bool {
         let mut state = lock(&self.0);
-        if let TicketState::Pending(future) = &mut *state {
+        let st = &mut *state;
+        if st.outcome.is_none() && !st.taken {
             let mut cx = Context::from_waker(&notifier().1);
-            if let Poll::Ready(outcome) = Pin::new(future).poll(&mut cx) {
-                *state = TicketState::Done(outcome);
+            if let Poll::Ready(outcome) = Pin::new(&mut st.future).poll(&mut cx) {
+                st.outcome = Some(outcome);
             }
         }
-        matches!(*state, TicketState::Done(_))
+        st.outcome.is_some()
     }
 
     /// False once the outcome was taken: nothing more will happen to this ticket.
     fn can_finish(&self) -> bool {
-        !matches!(*lock(&self.0), TicketState::Taken)
+        !lock(&self.0).taken
     }
 
     fn take(&self) -> FfiResult<CallResult> {
         let mut state = lock(&self.0);
-        match std::mem::replace(&mut *state, TicketState::Taken) {
-            TicketState::Done(outcome) => Ok(outcome),
-            TicketState::Taken => Err(Failure::invalid("the ticket's outcome was already taken")),
-            TicketState::Pending(f) => {
-                // Another thread's wait cannot put a finished call back; keep it running.
-                *state = TicketState::Pending(f);
-                Err(Failure::new(
-                    ErrorCode::TimedOut,
-                    "the call has not finished",
-                ))
+        match state.outcome.take() {
+            Some(outcome) => {
+                state.taken = true;
+                Ok(outcome)
             }
+            None if state.taken => Err(Failure::invalid("the ticket's outcome was already taken")),
+            None => Err(Failure::new(
+                ErrorCode::TimedOut,
+                "the call has not finished",
+            )),
         }
     }
 }
@@ -183,7 +193,7 @@ pub unsafe extern "C" fn knit_call_async(
             Payload::new(payload, content_type),
             options(content_type, deadline_ns),
         );
-        let h = handle::register(TicketObject(Mutex::new(TicketState::Pending(future))))?;
+        let h = handle::register(TicketObject::new(future))?;
         // SAFETY: checked non-NULL; writable by the caller's contract.
         unsafe { store(ticket, h) };
         Ok(())
@@ -297,8 +307,11 @@ pub unsafe extern "C" fn knit_wait_any(
 pub extern "C" fn knit_ticket_cancel(ticket: *const KnitTicket) -> KnitStatus {
     guard("knit_ticket_cancel", || {
         let t = handle::get::<TicketObject>(ticket)?;
-        if let TicketState::Pending(future) = &*lock(&t.0) {
-            future.cancel();
+        {
+            let state = lock(&t.0);
+            if state.outcome.is_none() && !state.taken {
+                state.future.cancel();
+            }
         }
         // Waiters re-poll and see the outcome.
         notifier().1.wake_by_ref();

@@ -85,9 +85,7 @@ mod tests {
         assert_eq!(unsafe { knit_protocol_version(&mut major, &mut minor) }, 0);
         assert_eq!((major, minor), (1, 0));
         // SAFETY: NULL pointers are allowed.
-        assert_eq!(
-            unsafe { knit_protocol_version(std::ptr::null_mut(), std::ptr::null_mut()) },
-            0
-        );
+        let status = unsafe { knit_protocol_version(std::ptr::null_mut(), std::ptr::null_mut()) };
+        assert_eq!(status, 0);
     }
 }

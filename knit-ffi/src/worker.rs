@@ -146,13 +146,50 @@ pub unsafe extern "C" fn knit_worker_handle(
     free_user_data: KnitFreeFn,
 ) -> KnitStatus {
     guard("knit_worker_handle", || {
-        let w = handle::get::<WorkerObject>(worker)?;
-        // SAFETY: the caller's contract for the string, function and user data.
-        let (name, handler) = unsafe { c_handler(name, handler, user_data, free_user_data) }?;
-        let mut one = Handlers::new();
-        insert(&mut one, &name, handler);
-        w.update(|worker| Ok(worker.handlers(&one)))
+        // SAFETY: the caller's contract, passed on.
+        unsafe { add(worker, name, handler, user_data, free_user_data, false) }
     })
+}
+
+/// Like `knit_worker_handle`, for a handler that may open channels to the caller while it
+/// runs (`knit_request_open_channel`). Its request payload is a private copy, not the ring.
+///
+/// Ownership and thread safety: as `knit_worker_handle`.
+///
+/// # Safety
+/// As `knit_worker_handle`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_worker_handle_streaming(
+    worker: *mut KnitWorker,
+    name: *const c_char,
+    handler: KnitHandlerFn,
+    user_data: *mut c_void,
+    free_user_data: KnitFreeFn,
+) -> KnitStatus {
+    guard("knit_worker_handle_streaming", || {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { add(worker, name, handler, user_data, free_user_data, true) }
+    })
+}
+
+/// Adds a C handler to a worker.
+///
+/// # Safety
+/// The contract of `knit_worker_handle`.
+unsafe fn add(
+    worker: *mut KnitWorker,
+    name: *const c_char,
+    handler: KnitHandlerFn,
+    user_data: *mut c_void,
+    free_user_data: KnitFreeFn,
+    streaming: bool,
+) -> FfiResult {
+    let w = handle::get::<WorkerObject>(worker)?;
+    // SAFETY: the caller's contract for the string, function and user data.
+    let (name, handler) = unsafe { c_handler(name, handler, user_data, free_user_data) }?;
+    let mut one = Handlers::new();
+    insert(&mut one, &name, handler, streaming);
+    w.update(|worker| Ok(worker.handlers(&one)))
 }
 
 /// Adds every handler of `handlers` to the worker (replacing those of the same names).
