@@ -16,10 +16,11 @@ use crate::suite::Suite;
 use crate::{error, Result};
 
 const USAGE: &str = "\
-usage: knit-bench [--quick] [--out DIR] [--only ID[,ID...]] [--list]
+usage: knit-bench [--quick] [--out DIR] [--only ID[,ID...]] [--sizes N[,N...]] [--list]
   --quick   a few milliseconds per case: checks that every case runs (CI); numbers mean little
   --out     where report.md, results.json, latency.svg and throughput.svg go (default bench-out)
   --only    run only the transports with these ids (see --list)
+  --sizes   run only the round trips with these payload sizes in bytes (for profiling)
   --list    print the transport ids and exit";
 
 /// What the command line asked for.
@@ -31,6 +32,8 @@ pub struct Options {
     pub out: PathBuf,
     /// Transport ids to run; empty for all.
     pub only: Vec<String>,
+    /// Round-trip payload sizes to run; empty for all.
+    pub sizes: Vec<usize>,
     /// Only list the transports.
     pub list: bool,
 }
@@ -42,6 +45,7 @@ impl Options {
             quick: false,
             out: PathBuf::from("bench-out"),
             only: Vec::new(),
+            sizes: Vec::new(),
             list: false,
         };
         let mut it = args.iter();
@@ -60,6 +64,15 @@ impl Options {
                     o.only
                         .extend(ids.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
                 }
+                "--sizes" => {
+                    let sizes = it.next().ok_or_else(|| error("--sizes needs sizes"))?;
+                    for s in sizes.split(',').filter(|s| !s.is_empty()) {
+                        o.sizes.push(
+                            s.parse()
+                                .map_err(|_| error(format!("--sizes: {s:?} is not a number")))?,
+                        );
+                    }
+                }
                 other => return Err(error(format!("unknown argument {other:?}\n{USAGE}"))),
             }
         }
@@ -68,6 +81,10 @@ impl Options {
 
     fn selected(&self, id: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| o == id)
+    }
+
+    fn payload_selected(&self, payload: usize) -> bool {
+        self.sizes.is_empty() || self.sizes.contains(&payload)
     }
 }
 
@@ -175,11 +192,11 @@ fn run_round_trips(
             }
         };
         let mut broken = false;
-        for &payload in &PAYLOADS {
+        for &payload in PAYLOADS.iter().filter(|&&p| options.payload_selected(p)) {
             match roundtrip::measure(rt.as_mut(), label, payload, budget) {
                 Ok(row) => {
                     eprintln!(
-                        "  {:<14} {:<8} {:>7}  p50 {:>9.2} µs  p99 {:>9.2} µs  p99.9 {:>9.2} µs  ({} calls)",
+                        "  {:<20} {:<8} {:>7}  p50 {:>9.2} µs  p99 {:>9.2} µs  p99.9 {:>9.2} µs  ({} calls)",
                         label.id,
                         label.mode.name(),
                         bytes(payload),
@@ -232,7 +249,7 @@ fn run_streams(
                 match stream::measure(st.as_mut(), label, m, b, budget) {
                     Ok(row) => {
                         eprintln!(
-                            "  {:<14} {:<8} {:>7} × {:<2}  {:>12.0} msg/s  {:>7.3} GB/s",
+                            "  {:<20} {:<8} {:>7} × {:<2}  {:>12.0} msg/s  {:>7.3} GB/s",
                             label.id,
                             label.mode.name(),
                             bytes(m),
@@ -292,5 +309,6 @@ mod tests {
         assert!(all.selected("anything"));
         assert!(Options::parse(&strings(&["--out"])).is_err());
         assert!(Options::parse(&strings(&["--fast"])).is_err());
+        assert!(Options::parse(&strings(&["--sizes", "x"])).is_err());
     }
 }

@@ -10,6 +10,10 @@ use crate::{error, Result};
 /// The first argument that makes the executable a peer.
 pub const PEER_COMMAND: &str = "peer";
 
+/// An environment variable whose words are put before every peer command line, to run the
+/// peers under a profiler: `KNIT_BENCH_PEER_PREFIX="valgrind --tool=callgrind"`.
+pub const PREFIX_VAR: &str = "KNIT_BENCH_PEER_PREFIX";
+
 /// How long a host waits for a peer to exit after asking it to stop.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -67,10 +71,20 @@ pub struct PeerCommand {
 }
 
 impl PeerCommand {
-    /// `<this executable> peer <role>`, with stdin closed and stdout and stderr inherited.
+    /// `<this executable> peer <role>`, with stdin closed and stdout and stderr inherited;
+    /// preceded by the words of [`PREFIX_VAR`] when it is set.
     pub fn new(role: &str) -> Result<PeerCommand> {
         let exe = std::env::current_exe()?;
-        let mut command = Command::new(exe);
+        let prefix = std::env::var(PREFIX_VAR).unwrap_or_default();
+        let mut words = prefix.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
         command.arg(PEER_COMMAND).arg(role).stdin(Stdio::null());
         Ok(PeerCommand { command })
     }

@@ -6,7 +6,7 @@
 use crate::peer::PeerArgs;
 use crate::roundtrip::RoundTripBench;
 use crate::stream::StreamBench;
-use crate::transports::{knit_call, pipe, shm_echo, shm_ring, unix_socket};
+use crate::transports::{knit_call, knit_channel, pipe, shm_echo, shm_ring, unix_socket};
 use crate::{error, Result};
 
 /// A role the executable plays when started as a peer.
@@ -42,6 +42,8 @@ impl Suite {
             .add_round_trip(unix_socket::UnixSocket)
             .add_round_trip(pipe::Pipe)
             .add_stream(shm_ring::ShmRing)
+            .add_stream(knit_channel::KnitChannel::spinning())
+            .add_stream(knit_channel::KnitChannel::parked())
             .add_stream(unix_socket::UnixSocket)
             .add_stream(pipe::Pipe)
             .add_role(shm_echo::SPIN_ROLE, shm_echo::serve_spin)
@@ -49,6 +51,7 @@ impl Suite {
             .add_role(unix_socket::ROLE, unix_socket::serve)
             .add_role(pipe::ROLE, pipe::serve)
             .add_role(knit_call::ROLE, knit_call::serve)
+            .add_role(knit_channel::ROLE, knit_channel::serve)
             .add_role(shm_ring::ROLE, shm_ring::serve)
     }
 

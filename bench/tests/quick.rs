@@ -34,7 +34,13 @@ fn quick_mode_runs_every_case_and_writes_the_report() {
             .count();
         assert_eq!(n, 5, "{id}: {n} round-trip rows");
     }
-    for id in ["shm-ring", "unix-socket", "pipe"] {
+    for id in [
+        "shm-ring",
+        "knit-channel-spin",
+        "knit-channel-parked",
+        "unix-socket",
+        "pipe",
+    ] {
         let n = streams
             .iter()
             .filter(|r| r["transport"]["id"] == id)

@@ -80,6 +80,12 @@ impl RoundTripBench for KnitCall {
             .ring_sizes(RING_BYTES, RING_BYTES)
             .max_message_len(MAX_PAYLOAD as u64)
             .start_timeout(Duration::from_secs(10))
+            // Generous, so that a worker under valgrind (profiling) can detach and exit.
+            .shutdown_timeout(Duration::from_secs(10))
+            // PDEATHSIG fires when the pool's monitor thread exits, which `shutdown` joins
+            // before it sends SHUTDOWN: with it the worker is killed instead of detaching
+            // (reported to the runtime). The worker watches its host anyway (LIVE-4).
+            .parent_death_signal(false)
             .build()?;
         Ok(Box::new(Host { pool }))
     }

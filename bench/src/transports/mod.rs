@@ -5,6 +5,7 @@
 
 pub mod byte_stream;
 pub mod knit_call;
+pub mod knit_channel;
 pub mod pipe;
 pub mod shm_echo;
 pub mod shm_ring;
