@@ -19,7 +19,9 @@ use knit_core::channel::{
     OutgoingData,
 };
 use knit_core::geometry::Params;
-use knit_core::layout::{CH_ABORT_CODE, CH_EPOCH, CH_READER, CH_RELEASED, CH_STATE, CH_TAG, CH_WRITER};
+use knit_core::layout::{
+    CH_ABORT_CODE, CH_EPOCH, CH_READER, CH_RELEASED, CH_STATE, CH_TAG, CH_WRITER,
+};
 use knit_core::records::ChannelOpen;
 use knit_core::ring::TAIL_OFFSET;
 use knit_core::{Error, ErrorCode, HostIdentity, Region};
@@ -34,21 +36,68 @@ struct Input {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Open { by_worker: bool, opener_writes: bool, tag: u64 },
-    Send { ch: u8, ct: u32, len: u16 },
-    Continue { ch: u8 },
-    Loan { ch: u8, capacity: u16, commit: u16 },
-    Close { ch: u8 },
-    Recv { ch: u8, n: u8 },
-    PublishHead { ch: u8 },
-    Abort { ch: u8, reader: bool, code: u32 },
-    PeerDied { ch: u8, reader: bool },
-    Drop { ch: u8, reader: bool },
-    Forged { ch: u8, epoch_delta: u32, tag_delta: u64, worker: bool },
+    Open {
+        by_worker: bool,
+        opener_writes: bool,
+        tag: u64,
+    },
+    Send {
+        ch: u8,
+        ct: u32,
+        len: u16,
+    },
+    Continue {
+        ch: u8,
+    },
+    Loan {
+        ch: u8,
+        capacity: u16,
+        commit: u16,
+    },
+    Close {
+        ch: u8,
+    },
+    Recv {
+        ch: u8,
+        n: u8,
+    },
+    PublishHead {
+        ch: u8,
+    },
+    Abort {
+        ch: u8,
+        reader: bool,
+        code: u32,
+    },
+    PeerDied {
+        ch: u8,
+        reader: bool,
+    },
+    Drop {
+        ch: u8,
+        reader: bool,
+    },
+    Forged {
+        ch: u8,
+        epoch_delta: u32,
+        tag_delta: u64,
+        worker: bool,
+    },
     DeadWorker,
-    SlotWord { slot: u8, field: u8, value: u64 },
-    RingTail { slot: u8, value: u64 },
-    RingBytes { slot: u8, off: u16, bytes: Vec<u8> },
+    SlotWord {
+        slot: u8,
+        field: u8,
+        value: u64,
+    },
+    RingTail {
+        slot: u8,
+        value: u64,
+    },
+    RingBytes {
+        slot: u8,
+        off: u16,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Sizes a payload may take: spread over one record and several fragments.
@@ -84,7 +133,7 @@ fn pick<T>(v: &mut [T], ch: u8) -> Option<&mut T> {
     v.get_mut(usize::from(ch) % n)
 }
 
-impl<'a, 'p> Run<'a, 'p> {
+impl Run<'_, '_> {
     /// An error from an end: typed always; while nothing hostile happened, never a violation,
     /// and `CHANNEL_ABORTED` only with the code an end stored.
     fn end_error(&self, e: &Error, aborted: Option<u32>) {
@@ -146,7 +195,9 @@ impl<'a, 'p> Run<'a, 'p> {
     fn send(&mut self, ch: u8, ct: u32, len: u16) {
         let payloads = self.payloads;
         let tampered = self.tampered;
-        let Some(c) = pick(&mut self.chans, ch) else { return };
+        let Some(c) = pick(&mut self.chans, ch) else {
+            return;
+        };
         let Some(w) = c.writer.as_mut() else { return };
         if c.pending.is_some() {
             return;
@@ -168,7 +219,9 @@ impl<'a, 'p> Run<'a, 'p> {
 
     fn write_pending(&mut self, ch: u8) {
         let payloads = self.payloads;
-        let Some(c) = pick(&mut self.chans, ch) else { return };
+        let Some(c) = pick(&mut self.chans, ch) else {
+            return;
+        };
         let (Some(w), Some((out, ct, index))) = (c.writer.as_mut(), c.pending.as_mut()) else {
             return;
         };
@@ -191,7 +244,9 @@ impl<'a, 'p> Run<'a, 'p> {
 
     fn loan(&mut self, ch: u8, capacity: u16, commit: u16) {
         let tampered = self.tampered;
-        let Some(c) = pick(&mut self.chans, ch) else { return };
+        let Some(c) = pick(&mut self.chans, ch) else {
+            return;
+        };
         let Some(w) = c.writer.as_mut() else { return };
         if c.pending.is_some() {
             return;
@@ -223,7 +278,9 @@ impl<'a, 'p> Run<'a, 'p> {
     }
 
     fn close(&mut self, ch: u8) {
-        let Some(c) = pick(&mut self.chans, ch) else { return };
+        let Some(c) = pick(&mut self.chans, ch) else {
+            return;
+        };
         let Some(w) = c.writer.as_mut() else { return };
         let result = w.close();
         let aborted = c.aborted;
@@ -235,7 +292,9 @@ impl<'a, 'p> Run<'a, 'p> {
 
     fn recv(&mut self, ch: u8, n: u8) {
         let tampered = self.tampered;
-        let Some(c) = pick(&mut self.chans, ch) else { return };
+        let Some(c) = pick(&mut self.chans, ch) else {
+            return;
+        };
         let Some(r) = c.reader.as_mut() else { return };
         for _ in 0..=(n % 8) {
             match r.recv() {
@@ -274,7 +333,9 @@ impl<'a, 'p> Run<'a, 'p> {
 
     fn abort(&mut self, ch: u8, reader: bool, code: u32) {
         let tampered = self.tampered;
-        let Some(c) = pick(&mut self.chans, ch) else { return };
+        let Some(c) = pick(&mut self.chans, ch) else {
+            return;
+        };
         let result = if reader {
             c.reader.as_mut().map(|r| r.abort(code))
         } else {
@@ -338,18 +399,26 @@ impl<'a, 'p> Run<'a, 'p> {
                     (CH_RELEASED, 4),
                 ][usize::from(field) % 7];
                 let bytes = value.to_le_bytes();
-                s.ctrl.write(off, &bytes[..size]).expect("in the control block");
+                s.ctrl
+                    .write(off, &bytes[..size])
+                    .expect("in the control block");
             }
             Op::RingTail { slot, value } => {
                 let s = self.region.channel_slot(slot_of(slot)).expect("slot");
-                s.ring.ctrl.write_u64(TAIL_OFFSET, value).expect("tail word");
+                s.ring
+                    .ctrl
+                    .write_u64(TAIL_OFFSET, value)
+                    .expect("tail word");
             }
             Op::RingBytes { slot, off, bytes } => {
                 let s = self.region.channel_slot(slot_of(slot)).expect("slot");
                 let cap = s.ring.data.len();
                 let off = usize::from(off) % cap;
                 let n = bytes.len().min(cap - off).min(64);
-                s.ring.data.write(off, &bytes[..n]).expect("in the data area");
+                s.ring
+                    .data
+                    .write(off, &bytes[..n])
+                    .expect("in the data area");
             }
             _ => return,
         }
@@ -382,7 +451,9 @@ impl<'a, 'p> Run<'a, 'p> {
             }
             Op::Abort { ch, reader, code } => self.abort(ch, reader, code),
             Op::PeerDied { ch, reader } => {
-                let Some(c) = pick(&mut self.chans, ch) else { return };
+                let Some(c) = pick(&mut self.chans, ch) else {
+                    return;
+                };
                 let result = if reader {
                     c.reader.as_mut().map(ChannelReader::peer_died)
                 } else {
@@ -396,7 +467,9 @@ impl<'a, 'p> Run<'a, 'p> {
                 self.tampered = true;
             }
             Op::Drop { ch, reader } => {
-                let Some(c) = pick(&mut self.chans, ch) else { return };
+                let Some(c) = pick(&mut self.chans, ch) else {
+                    return;
+                };
                 if reader {
                     let live = c.reader.as_ref().is_some_and(ChannelReader::is_live);
                     c.reader = None;
@@ -469,7 +542,11 @@ fuzz_target!(|input: Input| {
     if !tampered {
         for j in 0..params.channel_slots {
             let s = region.channel_slot(j).expect("slot");
-            assert_eq!(s.ctrl.read_u32(CH_STATE).expect("state"), 0, "slot {j} not FREE");
+            assert_eq!(
+                s.ctrl.read_u32(CH_STATE).expect("state"),
+                0,
+                "slot {j} not FREE"
+            );
         }
     }
 });

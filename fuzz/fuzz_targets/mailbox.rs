@@ -50,10 +50,17 @@ enum Side {
 #[derive(Arbitrary, Debug)]
 enum HostOp {
     Peer(PeerOp),
-    Start { function: u8, len: u16 },
+    Start {
+        function: u8,
+        len: u16,
+    },
     Write,
     Withdraw,
-    Loan { function: u8, capacity: u16, commit: u16 },
+    Loan {
+        function: u8,
+        capacity: u16,
+        commit: u16,
+    },
     Cancel(u8),
     Abandon(u8),
     Poll,
@@ -65,14 +72,29 @@ enum HostOp {
 enum WorkerOp {
     Peer(PeerOp),
     Hello(Vec<String>),
-    Respond { which: u8, status: u32, len: u16 },
-    ErrorRespond { which: u8, status: u32, message: String },
-    LoanRespond { which: u8, capacity: u16, commit: u16 },
+    Respond {
+        which: u8,
+        status: u32,
+        len: u16,
+    },
+    ErrorRespond {
+        which: u8,
+        status: u32,
+        message: String,
+    },
+    LoanRespond {
+        which: u8,
+        capacity: u16,
+        commit: u16,
+    },
     Write,
     Poll,
     PublishHead,
     IsCancelled(u8),
-    CancelEntry { entry: u8, id: IdChoice },
+    CancelEntry {
+        entry: u8,
+        id: IdChoice,
+    },
 }
 
 /// What the hostile peer does.
@@ -272,9 +294,10 @@ impl Peer<'_> {
                     ),
                     TYPE_HELLO => {
                         let pairs = table.iter().map(|(i, n)| (*i, n.as_str()));
-                        let bytes = FunctionTable::new(pairs)
-                            .map(|t| t.encode())
-                            .unwrap_or_else(|_| pattern(self.seq, usize::from(len % 64)));
+                        let bytes = FunctionTable::new(pairs).map_or_else(
+                            |_| pattern(self.seq, usize::from(len % 64)),
+                            |t| t.encode(),
+                        );
                         (MessageHead::Hello(HelloHead { payload_len: 0 }), bytes)
                     }
                     TYPE_DATA => (
@@ -331,7 +354,11 @@ fn region_for(input: &Input) -> (AlignedMem, Params) {
         response_ring_cap: 4096,
         channel_ring_cap: 0,
         // A HELLO exchanged up front needs room for its small table.
-        max_message_len: u64::from(input.max_message_len).max(if input.hello_first { 128 } else { 1 }),
+        max_message_len: u64::from(input.max_message_len).max(if input.hello_first {
+            128
+        } else {
+            1
+        }),
     };
     let len = knit_core::Geometry::compute(&params)
         .expect("valid params")
@@ -339,6 +366,8 @@ fn region_for(input: &Input) -> (AlignedMem, Params) {
     (AlignedMem::new(len), params)
 }
 
+// One match over every operation, kept together so that the model reads as one piece.
+#[allow(clippy::too_many_lines)]
 fn host_side(region: &Region<'_>, params: &Params, hello_first: bool, ops: Vec<HostOp>) {
     let mb = region.mailbox(0).expect("mailbox 0");
     let mut host =
@@ -354,7 +383,9 @@ fn host_side(region: &Region<'_>, params: &Params, hello_first: bool, ops: Vec<H
         let bytes = table.encode();
         let mut out =
             OutgoingMessage::new(MessageHead::Hello(HelloHead { payload_len: 0 }), &bytes);
-        assert!(out.write_to(&mut peer.producer).expect("HELLO fits an empty ring"));
+        assert!(out
+            .write_to(&mut peer.producer)
+            .expect("HELLO fits an empty ring"));
         peer.producer.publish();
     }
     let payloads: Vec<Vec<u8>> = (0..4).map(|k| pattern(k, 3000 * k as usize)).collect();
@@ -494,6 +525,8 @@ fn host_side(region: &Region<'_>, params: &Params, hello_first: bool, ops: Vec<H
     }
 }
 
+// One match over every operation, kept together so that the model reads as one piece.
+#[allow(clippy::too_many_lines)]
 fn worker_side(region: &Region<'_>, params: &Params, hello_first: bool, ops: Vec<WorkerOp>) {
     let mb = region.mailbox(0).expect("mailbox 0");
     let mut worker =
@@ -519,8 +552,13 @@ fn worker_side(region: &Region<'_>, params: &Params, hello_first: bool, ops: Vec
         .iter()
         .map(|op| match op {
             WorkerOp::Hello(names) => {
-                let pairs = names.iter().enumerate().map(|(i, n)| (i as u32, n.as_str()));
-                FunctionTable::new(pairs).map(|t| t.encode()).unwrap_or_default()
+                let pairs = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (i as u32, n.as_str()));
+                FunctionTable::new(pairs)
+                    .map(|t| t.encode())
+                    .unwrap_or_default()
             }
             _ => Vec::new(),
         })
@@ -633,7 +671,6 @@ fn worker_side(region: &Region<'_>, params: &Params, hello_first: bool, ops: Vec
             }
         }
     }
-    drop(pending);
 }
 
 fuzz_target!(|input: Input| {

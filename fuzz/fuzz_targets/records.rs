@@ -33,10 +33,10 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 }
 
 /// `body[..n]` with the given reserved byte ranges zeroed: what an encoder writes (CONV-4).
-fn canonical(body: &[u8], n: usize, reserved: &[std::ops::Range<usize>]) -> Vec<u8> {
+fn canonical(body: &[u8], n: usize, reserved: &[(usize, usize)]) -> Vec<u8> {
     let mut v = body[..n].to_vec();
-    for r in reserved {
-        v[r.clone()].fill(0);
+    for &(start, end) in reserved {
+        v[start..end].fill(0);
     }
     v
 }
@@ -46,7 +46,7 @@ fn heads(rtype: u16, body: &[u8]) {
     match RequestHead::decode(body) {
         Ok(h) => {
             assert!(body.len() >= 40 && u64_at(body, 0) != 0);
-            assert_eq!(h.encode()[..], canonical(body, 40, &[32..40])[..]);
+            assert_eq!(h.encode()[..], canonical(body, 40, &[(32, 40)])[..]);
         }
         Err(e) => {
             assert_eq!(e.code, ErrorCode::BadRecord);
@@ -62,7 +62,7 @@ fn heads(rtype: u16, body: &[u8]) {
         Err(e) => assert!(e.code == ErrorCode::BadRecord && body.len() < 8),
     }
     match DataHead::decode(body) {
-        Ok(h) => assert_eq!(h.encode()[..], canonical(body, 16, &[4..8])[..]),
+        Ok(h) => assert_eq!(h.encode()[..], canonical(body, 16, &[(4, 8)])[..]),
         Err(e) => assert!(e.code == ErrorCode::BadRecord && body.len() < 16),
     }
     // MSG-7: CHANNEL_OPEN has exactly its 16 bytes.
@@ -77,9 +77,9 @@ fn heads(rtype: u16, body: &[u8]) {
             assert_eq!(h.rtype(), rtype);
             let n = h.len();
             let enc = h.encode();
-            let reserved: &[std::ops::Range<usize>] = match rtype {
-                TYPE_REQUEST => &[32..40],
-                TYPE_DATA => &[4..8],
+            let reserved: &[(usize, usize)] = match rtype {
+                TYPE_REQUEST => &[(32, 40)],
+                TYPE_DATA => &[(4, 8)],
                 _ => &[],
             };
             assert_eq!(enc[..n], canonical(body, n, reserved)[..]);

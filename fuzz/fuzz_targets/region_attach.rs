@@ -104,7 +104,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -146,7 +150,9 @@ fn build(f: &Formatted) -> Option<Vec<u8>> {
         let v = value.apply(get(&bytes, off, size));
         put(&mut bytes, off, size, v);
     }
-    let mapping = (len as i64 + i64::from(f.mapping_delta)).clamp(0, MAX_MAPPING as i64) as usize;
+    let mapping = len
+        .saturating_add_signed(isize::from(f.mapping_delta))
+        .min(MAX_MAPPING);
     bytes.resize(mapping, 0);
     for (off, patch) in f.patches.iter().take(8) {
         if bytes.is_empty() {
@@ -262,7 +268,11 @@ fn layout_ok(h: &[u8]) -> bool {
 
 /// The sticky-failure rule (RING-13): a failed poll fails again with the same error.
 fn check_sticky(first: Error, again: Result<(), Error>) {
-    assert_eq!(again, Err(first), "a failed mailbox must keep failing the same way");
+    assert_eq!(
+        again,
+        Err(first),
+        "a failed mailbox must keep failing the same way"
+    );
 }
 
 /// Reads what an attached region hands out; nothing here may panic.
@@ -271,7 +281,11 @@ fn exercise(region: &Region<'_>, bytes: &[u8]) {
     // HDR-5: the geometry is the header copy; re-encoding it gives the same field bytes.
     let again = g.to_header([0; 16], 0);
     let again = again.as_bytes();
-    assert_eq!(again[..0x78], bytes[..0x78], "geometry round-trips the header");
+    assert_eq!(
+        again[..0x78],
+        bytes[..0x78],
+        "geometry round-trips the header"
+    );
     assert_eq!(region.memory().len(), g.region_len());
     for i in 0..=g.worker_slots() {
         let (off, len) = g.participant_range(i).expect("entry inside the table");
@@ -346,11 +360,7 @@ fn run(bytes: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     match data.split_first() {
-        Some((0, raw)) => {
-            if raw.len() <= MAX_MAPPING {
-                run(raw);
-            }
-        }
+        Some((0, raw)) if raw.len() <= MAX_MAPPING => run(raw),
         Some((_, rest)) => {
             if let Ok(f) = Formatted::arbitrary_take_rest(Unstructured::new(rest)) {
                 if let Some(bytes) = build(&f) {
@@ -358,6 +368,6 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        None => {}
+        _ => {}
     }
 });

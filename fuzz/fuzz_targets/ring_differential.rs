@@ -130,8 +130,11 @@ impl RingModel {
             Commit::Short(s) => usize::from(s) % (reserved + 1),
             Commit::Abandon => {
                 res.body().fill(0xEE);
-                drop(res);
-                assert_eq!(p.tail(), self.tail, "an abandoned reservation moves nothing");
+                assert_eq!(
+                    p.tail(),
+                    self.tail,
+                    "an abandoned reservation moves nothing"
+                );
                 return;
             }
         };
@@ -156,7 +159,11 @@ impl RingModel {
                 rtype: TYPE_PAD,
                 flags: 0,
             };
-            assert_eq!(ring.data_bytes(off as usize, 8), pad_header.to_bytes(), "PAD");
+            assert_eq!(
+                ring.data_bytes(off as usize, 8),
+                pad_header.to_bytes(),
+                "PAD"
+            );
         }
         Self::check_bytes(ring, self.tail + pad, header, &body);
         self.tail += pad + record_size(committed);
@@ -169,8 +176,8 @@ impl RingModel {
         });
     }
 
-    fn step(&mut self, ring: &TestRing, p: &mut Producer<'_>, c: &mut Consumer<'_>, op: ROp) {
-        match op {
+    fn step(&mut self, ring: &TestRing, p: &mut Producer<'_>, c: &mut Consumer<'_>, op: &ROp) {
+        match *op {
             ROp::Write {
                 len,
                 commit,
@@ -235,7 +242,7 @@ fn records(cap: u8, ops: Vec<ROp>) {
         seq: 0,
     };
     for op in ops.into_iter().take(512) {
-        m.step(&ring, &mut p, &mut c, op);
+        m.step(&ring, &mut p, &mut c, &op);
     }
 }
 
@@ -243,10 +250,23 @@ fn records(cap: u8, ops: Vec<ROp>) {
 
 #[derive(Arbitrary, Debug)]
 enum MOp {
-    Send { ty: u8, len: u16, drop: bool },
+    Send {
+        ty: u8,
+        len: u16,
+        drop: bool,
+    },
     Continue,
-    Control { ty: u8, channel: u32, tag: u64 },
-    Loan { ty: u8, capacity: u16, commit: u16, drop: bool },
+    Control {
+        ty: u8,
+        channel: u32,
+        tag: u64,
+    },
+    Loan {
+        ty: u8,
+        capacity: u16,
+        commit: u16,
+        drop: bool,
+    },
     Publish,
     Poll,
 }
@@ -361,7 +381,10 @@ impl MessageRun<'_> {
                     let next = queue.iter_mut().find(|q| !q.started);
                     match next {
                         Some(Queued {
-                            what: Expect::Message { head: want, drop, .. },
+                            what:
+                                Expect::Message {
+                                    head: want, drop, ..
+                                },
                             started,
                             ..
                         }) => {
@@ -369,7 +392,10 @@ impl MessageRun<'_> {
                             *started = true;
                             Ok(if *drop { Accept::Drop } else { Accept::Deliver })
                         }
-                        other => panic!("reader started {head:?}, the model {:?}", other.map(|q| &q.what)),
+                        other => panic!(
+                            "reader started {head:?}, the model {:?}",
+                            other.map(|q| &q.what)
+                        ),
                     }
                 })
                 .expect("poll on a healthy ring");
@@ -385,7 +411,11 @@ impl MessageRun<'_> {
                 queue.pop_front();
             }
             let want = queue.pop_front().expect("delivered more than was written");
-            assert!(same(&incoming, &want.what), "got {incoming:?}, want {:?}", want.what);
+            assert!(
+                same(&incoming, &want.what),
+                "got {incoming:?}, want {:?}",
+                want.what
+            );
             if let Incoming::Message(m) = incoming {
                 m.payload.release();
             }
@@ -410,6 +440,8 @@ impl MessageRun<'_> {
     }
 }
 
+// One match over every operation, kept together so that the model reads as one piece.
+#[allow(clippy::too_many_lines)]
 fn messages(cap: u8, kind: u8, ops: Vec<MOp>) {
     // At least 256 bytes: the largest head (40) must fit a record (cap / 2 − 8).
     let ring = TestRing::new(small_cap(cap).max(256));
@@ -471,7 +503,8 @@ fn messages(cap: u8, kind: u8, ops: Vec<MOp>) {
                     }
                 };
                 if message::write_control(&mut run.producer, rtype, &body).expect("control") {
-                    run.queue.push_back(Queued::new(what, Some(run.producer.tail())));
+                    run.queue
+                        .push_back(Queued::new(what, Some(run.producer.tail())));
                 }
             }
             MOp::Loan {
@@ -505,7 +538,8 @@ fn messages(cap: u8, kind: u8, ops: Vec<MOp>) {
                     payload: bytes,
                     drop,
                 };
-                run.queue.push_back(Queued::new(what, Some(run.producer.tail())));
+                run.queue
+                    .push_back(Queued::new(what, Some(run.producer.tail())));
             }
             MOp::Publish => {
                 run.producer.publish();
@@ -514,7 +548,10 @@ fn messages(cap: u8, kind: u8, ops: Vec<MOp>) {
             MOp::Poll => run.poll_until_idle(),
         }
         if let Some(out) = pending.as_mut() {
-            if out.write_to(&mut run.producer).expect("write on a healthy ring") {
+            if out
+                .write_to(&mut run.producer)
+                .expect("write on a healthy ring")
+            {
                 pending = None;
                 if let Some(q) = run.queue.back_mut() {
                     q.end = Some(run.producer.tail());

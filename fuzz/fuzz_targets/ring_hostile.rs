@@ -30,16 +30,30 @@ struct Input {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Write { len: u16, rtype: u16, flags: u8 },
+    Write {
+        len: u16,
+        rtype: u16,
+        flags: u8,
+    },
     Publish,
-    Read { n: u8 },
+    Read {
+        n: u8,
+    },
     Peek,
     PublishHead,
     FreeSpace,
     Tail(Pos),
     Head(Pos),
-    Header { at: Pos, len: Len, rtype: u16, flags: u16 },
-    Bytes { at: Pos, bytes: Vec<u8> },
+    Header {
+        at: Pos,
+        len: Len,
+        rtype: u16,
+        flags: u16,
+    },
+    Bytes {
+        at: Pos,
+        bytes: Vec<u8>,
+    },
 }
 
 /// A position chosen near the interesting ones.
@@ -171,7 +185,11 @@ impl State<'_> {
                 assert_eq!(self.consumer_failed, None);
                 let h = rec.header();
                 assert_eq!(rec.body().len(), h.len as usize);
-                assert!(h.rtype != 0 && h.rtype != TYPE_PAD, "delivered type {}", h.rtype);
+                assert!(
+                    h.rtype != 0 && h.rtype != TYPE_PAD,
+                    "delivered type {}",
+                    h.rtype
+                );
                 assert!(record_size(h.len as usize) <= cap / 2, "RING-1/RING-9 size");
                 if !tampered {
                     let (want, body, _) = expected.expect("a record the producer never wrote");
@@ -256,7 +274,7 @@ impl State<'_> {
                 rtype,
                 flags,
             } => {
-                let off = at.resolve(self) % self.cap & !7;
+                let off = (at.resolve(self) % self.cap) & !7;
                 let header = RecordHeader {
                     len: len.resolve(self.cap, off),
                     rtype,
@@ -267,7 +285,8 @@ impl State<'_> {
             }
             Op::Bytes { at, bytes } => {
                 let off = at.resolve(self) % self.cap;
-                self.ring.put_bytes(off as usize, &bytes[..bytes.len().min(64)]);
+                self.ring
+                    .put_bytes(off as usize, &bytes[..bytes.len().min(64)]);
                 self.tampered = true;
             }
         }
