@@ -350,6 +350,66 @@ mod host {
             let Some(request_id) = self.admit_request(function_id, payload.len() as u64)? else {
                 return Ok(None);
             };
+            Ok(Some(self.begin_request(
+                request_id,
+                function_id,
+                content_type,
+                deadline_ns,
+                payload,
+            )))
+        }
+
+        /// Starts a request with the id `request_id`, which an earlier
+        /// [`HostMailbox::next_request_id`] gave: for a message that must carry an id chosen
+        /// before something else was written, such as a channel announced for the call with
+        /// the id as its tag (CHAN-2) ahead of the request itself.
+        ///
+        /// `Ok(None)` when the id's cancel entry is in use (CALL-2); `INVALID_ARGUMENT` when
+        /// the id is not above every id sent so far (CALL-1); otherwise as
+        /// [`HostMailbox::start_request`]. Draining responses meanwhile only frees entries, so
+        /// an id taken from `next_request_id` stays usable until another request is started.
+        pub fn start_request_with_id<'p>(
+            &mut self,
+            request_id: u64,
+            function_id: u32,
+            content_type: u32,
+            deadline_ns: u64,
+            payload: &'p [u8],
+        ) -> Result<Option<Outgoing<'p>>> {
+            // MBX-2, FN-2, CALL-10, MSG-2 as for any request; the picked id is not used.
+            self.admit_request(function_id, payload.len() as u64)?;
+            // CALL-1: strictly increasing ids.
+            if request_id <= self.last_id {
+                return Err(Error::value(
+                    ErrorCode::InvalidArgument,
+                    "request_id (not above the last one sent)",
+                    request_id,
+                    self.last_id.saturating_add(1),
+                ));
+            }
+            // CALL-2: the id's cancel entry holds no outstanding or abandoned request.
+            if self.slots.get(self.slot_index(request_id)) != Some(&Slot::Free) {
+                return Ok(None);
+            }
+            Ok(Some(self.begin_request(
+                request_id,
+                function_id,
+                content_type,
+                deadline_ns,
+                payload,
+            )))
+        }
+
+        /// Marks `request_id` outstanding (its entry is free, it is above the last id) and
+        /// builds its message.
+        fn begin_request<'p>(
+            &mut self,
+            request_id: u64,
+            function_id: u32,
+            content_type: u32,
+            deadline_ns: u64,
+            payload: &'p [u8],
+        ) -> Outgoing<'p> {
             let index = self.slot_index(request_id);
             if let Some(slot) = self.slots.get_mut(index) {
                 *slot = Slot::Outstanding(request_id);
@@ -362,11 +422,8 @@ mod host {
                 deadline_ns,
                 payload_len: 0,
             };
-            Ok(Some(self.sender.outgoing(
-                MessageHead::Request(head),
-                payload,
-                request_id,
-            )))
+            self.sender
+                .outgoing(MessageHead::Request(head), payload, request_id)
         }
 
         /// Writes as much of `out` as fits and publishes it (RING-3).
@@ -708,18 +765,36 @@ enum Hello {
 
 /// The worker's end of one mailbox: consumes the request ring, produces the response ring,
 /// reads the cancel table.
+///
+/// It is two halves that share nothing: [`WorkerRequests`] (the request ring and the cancel
+/// table) and [`WorkerResponses`] (the response ring). [`WorkerMailbox::split`] lends both at
+/// once, so that a request borrowed in place from the request ring can be answered by a
+/// response written in place into the response ring (zero copy on both rings, spec/03 §3.3).
+/// The methods of `WorkerMailbox` itself forward to the half they belong to.
 pub struct WorkerMailbox<'a> {
-    sender: Sender<'a>,
+    requests: WorkerRequests<'a>,
+    responses: WorkerResponses<'a>,
+}
+
+/// The consuming half of a worker's mailbox: reads the request ring (CALL-1, MBX-3, MSG-*)
+/// and the cancel table (CANCEL-2).
+pub struct WorkerRequests<'a> {
     consumer: Consumer<'a>,
     reassembler: Reassembler,
     cancel: SharedMem<'a>,
     entries: u64,
-    max_message_len: u64,
     last_request_id: u64,
-    hello: Hello,
     shutdown: bool,
     /// The violation a poll found (RING-13).
     failed: Option<Error>,
+}
+
+/// The producing half of a worker's mailbox: HELLO first (MBX-2), then responses (CALL-3,
+/// CALL-10) and channel announcements (CHAN-2) on the response ring.
+pub struct WorkerResponses<'a> {
+    sender: Sender<'a>,
+    max_message_len: u64,
+    hello: Hello,
 }
 
 impl<'a> WorkerMailbox<'a> {
@@ -728,19 +803,120 @@ impl<'a> WorkerMailbox<'a> {
     pub fn new(mailbox: Mailbox<'a>, inflight_max: u32, max_message_len: u64) -> Result<Self> {
         let entries = cancel_entries(&mailbox.cancel, inflight_max)?;
         Ok(WorkerMailbox {
-            sender: Sender::new(Producer::new(mailbox.response)),
-            consumer: Consumer::new(mailbox.request),
-            reassembler: Reassembler::new(RingKind::Request, max_message_len),
-            cancel: mailbox.cancel,
-            entries,
-            max_message_len,
-            last_request_id: 0,
-            hello: Hello::NotStarted,
-            shutdown: false,
-            failed: None,
+            requests: WorkerRequests {
+                consumer: Consumer::new(mailbox.request),
+                reassembler: Reassembler::new(RingKind::Request, max_message_len),
+                cancel: mailbox.cancel,
+                entries,
+                last_request_id: 0,
+                shutdown: false,
+                failed: None,
+            },
+            responses: WorkerResponses {
+                sender: Sender::new(Producer::new(mailbox.response)),
+                max_message_len,
+                hello: Hello::NotStarted,
+            },
         })
     }
 
+    /// Both halves at once: a request polled from the first may stay borrowed in place while
+    /// the second writes its response (MBX-1 holds: each ring still has one user).
+    pub fn split(&mut self) -> (&mut WorkerRequests<'a>, &mut WorkerResponses<'a>) {
+        (&mut self.requests, &mut self.responses)
+    }
+
+    /// The request half.
+    pub fn requests(&mut self) -> &mut WorkerRequests<'a> {
+        &mut self.requests
+    }
+
+    /// The response half.
+    pub fn responses(&mut self) -> &mut WorkerResponses<'a> {
+        &mut self.responses
+    }
+
+    /// See [`WorkerResponses::start_hello`].
+    pub fn start_hello<'p>(&mut self, table: &'p [u8]) -> Result<Outgoing<'p>> {
+        self.responses.start_hello(table)
+    }
+
+    /// See [`WorkerResponses::hello_sent`].
+    pub fn hello_sent(&self) -> bool {
+        self.responses.hello_sent()
+    }
+
+    /// See [`WorkerResponses::write`].
+    pub fn write(&mut self, out: &mut Outgoing<'_>) -> Result<Sent> {
+        self.responses.write(out)
+    }
+
+    /// See [`WorkerResponses::start_response`].
+    pub fn start_response<'p>(
+        &mut self,
+        request_id: u64,
+        status: u32,
+        content_type: u32,
+        payload: &'p [u8],
+    ) -> Outgoing<'p> {
+        self.responses
+            .start_response(request_id, status, content_type, payload)
+    }
+
+    /// See [`WorkerResponses::error_response`].
+    pub fn error_response<'p>(
+        &mut self,
+        request_id: u64,
+        status: u32,
+        message: &'p str,
+    ) -> Outgoing<'p> {
+        self.responses.error_response(request_id, status, message)
+    }
+
+    /// See [`WorkerResponses::loan_response`].
+    pub fn loan_response(
+        &mut self,
+        request_id: u64,
+        status: u32,
+        content_type: u32,
+        capacity: usize,
+    ) -> Result<Option<Loan<'_, 'a>>> {
+        self.responses
+            .loan_response(request_id, status, content_type, capacity)
+    }
+
+    /// See [`WorkerResponses::publish`].
+    pub fn publish(&mut self) -> bool {
+        self.responses.publish()
+    }
+
+    /// See [`WorkerResponses::send_channel_open`].
+    pub fn send_channel_open(&mut self, open: &ChannelOpen) -> Result<Sent> {
+        self.responses.send_channel_open(open)
+    }
+
+    /// See [`WorkerRequests::is_cancelled`].
+    pub fn is_cancelled(&self, request_id: u64) -> Result<bool> {
+        self.requests.is_cancelled(request_id)
+    }
+
+    /// See [`WorkerRequests::is_shutdown`].
+    pub fn is_shutdown(&self) -> bool {
+        self.requests.is_shutdown()
+    }
+
+    /// See [`WorkerRequests::poll`].
+    pub fn poll(&mut self) -> Result<WorkerPolled<'_, 'a>> {
+        self.requests.poll()
+    }
+
+    /// See [`WorkerRequests::publish_head`].
+    pub fn publish_head(&mut self) -> bool {
+        self.requests.publish_head()
+    }
+}
+
+impl<'a> WorkerResponses<'a> {
     /// Starts the HELLO carrying `table` (an encoded function table, [`crate::fntable`]).
     /// MBX-2: it is the first message, sent once; `INVALID_ARGUMENT` otherwise, and
     /// `PAYLOAD_TOO_LARGE` beyond `max_message_len` (the host would refuse it, MSG-4).
@@ -831,13 +1007,19 @@ impl<'a> WorkerMailbox<'a> {
         };
         self.sender.outgoing(
             MessageHead::Response(head),
-            &message.as_bytes()[..end],
+            message.as_bytes().get(..end).unwrap_or_default(),
             request_id,
         )
     }
 
+    /// True when a response with `capacity` payload bytes fits one record of the response
+    /// ring (RING-1), so that [`WorkerResponses::loan_response`] can lend it.
+    pub fn fits_one_record(&self, capacity: usize) -> bool {
+        self.sender.fits_one_record(ResponseHead::LEN, capacity)
+    }
+
     /// Reserves a one-record response with room for `capacity` payload bytes, written in place
-    /// (loan); commit it with [`Loan::commit`] and publish with [`WorkerMailbox::publish`].
+    /// (loan); commit it with [`Loan::commit`] and publish with [`WorkerResponses::publish`].
     /// `Ok(None)` when the ring lacks room now; `INVALID_ARGUMENT` before the HELLO, while a
     /// message is partly written, or when it cannot fit one record; `PAYLOAD_TOO_LARGE` when
     /// `capacity` exceeds `max_message_len` (CALL-10).
@@ -859,7 +1041,7 @@ impl<'a> WorkerMailbox<'a> {
                 self.max_message_len,
             ));
         }
-        if !self.sender.fits_one_record(ResponseHead::LEN, capacity) {
+        if !self.fits_one_record(capacity) {
             return Err(misuse("loan larger than one record"));
         }
         let head = ResponseHead {
@@ -884,7 +1066,9 @@ impl<'a> WorkerMailbox<'a> {
         }
         self.sender.control(TYPE_CHANNEL_OPEN, &open.encode())
     }
+}
 
+impl<'a> WorkerRequests<'a> {
     /// CANCEL-2: true exactly when the cancel entry of `request_id` holds it (Acquire).
     pub fn is_cancelled(&self, request_id: u64) -> Result<bool> {
         let word = self
@@ -902,7 +1086,7 @@ impl<'a> WorkerMailbox<'a> {
     ///
     /// Validates RING-11, MSG-1 to MSG-7 and CALL-1 (a request id not above the previous one
     /// is `BAD_RECORD`). After SHUTDOWN it reads nothing more (MBX-3). An in-place payload is
-    /// released when dropped (or [`Payload::release`]d), then [`WorkerMailbox::publish_head`]
+    /// released when dropped (or [`Payload::release`]d), then [`WorkerRequests::publish_head`]
     /// releases it to the host. After a violation every later poll returns it again without
     /// touching the ring (RING-13).
     pub fn poll(&mut self) -> Result<WorkerPolled<'_, 'a>> {
@@ -915,7 +1099,7 @@ impl<'a> WorkerMailbox<'a> {
                 released: false,
             });
         }
-        let WorkerMailbox {
+        let WorkerRequests {
             consumer,
             reassembler,
             last_request_id,
@@ -979,5 +1163,152 @@ impl<'a> WorkerMailbox<'a> {
     /// stored: ring the host's doorbell (WAIT-6).
     pub fn publish_head(&mut self) -> bool {
         self.consumer.publish_head()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fntable::FunctionTable;
+    use crate::geometry::{Geometry, Params};
+    use crate::participant::Identity;
+    use crate::region::testing::TestMem;
+    use crate::region::Region;
+
+    const ECHO: u32 = 1;
+    const INFLIGHT: u32 = 4;
+    const MAX_MESSAGE: u64 = 1 << 16;
+
+    fn params() -> Params {
+        Params {
+            worker_slots: 1,
+            channel_slots: 0,
+            inflight_max: INFLIGHT,
+            request_ring_cap: 4096,
+            response_ring_cap: 4096,
+            channel_ring_cap: 0,
+            max_message_len: MAX_MESSAGE,
+        }
+    }
+
+    fn region(buf: &TestMem) -> Region<'_> {
+        let host = Identity {
+            pid: 1,
+            start_time: 0,
+            impl_name: "mailbox tests",
+        };
+        Region::format(buf.mem(), &params(), &host, [3; 16], 0).unwrap()
+    }
+
+    /// Both ends of mailbox 0, the HELLO exchanged (MBX-2).
+    fn greeted<'a>(r: &Region<'a>) -> (HostMailbox<'a>, WorkerMailbox<'a>) {
+        let mb = r.mailbox(0).unwrap();
+        let mut host = HostMailbox::new(mb, INFLIGHT, MAX_MESSAGE).unwrap();
+        let mut worker = WorkerMailbox::new(mb, INFLIGHT, MAX_MESSAGE).unwrap();
+        let table = FunctionTable::new([(ECHO, "echo")]).unwrap().encode();
+        let mut hello = worker.start_hello(&table).unwrap();
+        assert!(worker.write(&mut hello).unwrap().done);
+        assert!(matches!(
+            host.poll().unwrap().event,
+            Some(HostEvent::Hello(_))
+        ));
+        (host, worker)
+    }
+
+    fn buffer() -> TestMem {
+        TestMem::new(Geometry::compute(&params()).unwrap().region_len())
+    }
+
+    #[test]
+    fn a_request_borrowed_in_place_is_answered_in_place() {
+        let buf = buffer();
+        let r = region(&buf);
+        let (mut host, mut worker) = greeted(&r);
+        let mut out = host
+            .start_request(ECHO, 0, 0, b"zero copy both ways")
+            .unwrap()
+            .unwrap();
+        assert!(host.write(&mut out).unwrap().done);
+        let (requests, responses) = worker.split();
+        let polled = requests.poll().unwrap();
+        let Some(WorkerEvent::Request(req)) = polled.event else {
+            panic!("a request");
+        };
+        assert!(matches!(req.payload, Payload::InPlace(_)));
+        // The response is reserved and written while the request is still borrowed.
+        let len = req.payload.bytes().len();
+        let mut loan = responses
+            .loan_response(req.request_id, 0, 7, len)
+            .unwrap()
+            .unwrap();
+        for (dst, src) in loan
+            .payload()
+            .iter_mut()
+            .zip(req.payload.bytes().iter().rev())
+        {
+            *dst = *src;
+        }
+        loan.commit(len).unwrap();
+        assert!(responses.publish());
+        req.payload.release();
+        assert!(requests.publish_head());
+        let polled = host.poll().unwrap();
+        let Some(HostEvent::Response(resp)) = polled.event else {
+            panic!("a response");
+        };
+        assert_eq!((resp.status, resp.content_type), (0, 7));
+        assert_eq!(resp.payload.bytes(), b"syaw htob ypoc orez");
+    }
+
+    #[test]
+    fn a_pinned_request_id_is_used_and_checked() {
+        let buf = buffer();
+        let r = region(&buf);
+        let (mut host, mut worker) = greeted(&r);
+        let id = host.next_request_id().unwrap();
+        let mut out = host
+            .start_request_with_id(id, ECHO, 0, 0, b"pinned")
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.request_id(), id);
+        assert!(host.write(&mut out).unwrap().done);
+        assert!(host.is_outstanding(id));
+        // CALL-1: an id not above the last one is refused, before anything is written.
+        let e = host
+            .start_request_with_id(id, ECHO, 0, 0, b"again")
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        // CALL-2: an id whose cancel entry holds an outstanding request is not free.
+        let busy = id + u64::from(INFLIGHT);
+        assert!(host
+            .start_request_with_id(busy, ECHO, 0, 0, b"busy")
+            .unwrap()
+            .is_none());
+        // FN-2 as for any request.
+        let e = host
+            .start_request_with_id(id + 1, 99, 0, 0, b"")
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownFunction);
+        let polled = worker.poll().unwrap();
+        let Some(WorkerEvent::Request(req)) = polled.event else {
+            panic!("a request");
+        };
+        assert_eq!((req.request_id, req.payload.bytes()), (id, &b"pinned"[..]));
+    }
+
+    #[test]
+    fn the_response_half_knows_what_fits_one_record() {
+        let buf = buffer();
+        let r = region(&buf);
+        let (_host, mut worker) = greeted(&r);
+        let responses = worker.responses();
+        // RING-1: records of at most cap / 2 bytes, minus the record and response heads.
+        let most = 4096 / 2 - 8 - crate::records::ResponseHead::LEN;
+        assert!(responses.fits_one_record(most));
+        assert!(!responses.fits_one_record(most + 1));
+        let Err(e) = responses.loan_response(1, 0, 0, most + 1) else {
+            panic!("a loan larger than one record is refused");
+        };
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
     }
 }
