@@ -99,12 +99,18 @@ impl TestRing {
 
     /// A hostile store into `tail`.
     pub fn set_tail(&self, v: u64) {
-        self.ctrl.mem().write_u64(TAIL_OFFSET, v).expect("in bounds");
+        self.ctrl
+            .mem()
+            .write_u64(TAIL_OFFSET, v)
+            .expect("in bounds");
     }
 
     /// A hostile store into `head`.
     pub fn set_head(&self, v: u64) {
-        self.ctrl.mem().write_u64(HEAD_OFFSET, v).expect("in bounds");
+        self.ctrl
+            .mem()
+            .write_u64(HEAD_OFFSET, v)
+            .expect("in bounds");
     }
 
     /// A hostile record header at data offset `off` (wrapped into the data area, 8-aligned
