@@ -10,14 +10,17 @@ use crate::machine::{load_average, Machine};
 use crate::peer::{PeerArgs, PEER_COMMAND};
 use crate::report::{bytes, Report};
 use crate::results::{Failure, RoundTripRow, StreamRow};
+use crate::rounds::median_rows;
 use crate::roundtrip::{self, PAYLOADS};
 use crate::stream::{self, BATCHES, MESSAGES};
 use crate::suite::Suite;
 use crate::{error, Result};
 
 const USAGE: &str = "\
-usage: knit-bench [--quick] [--out DIR] [--only ID[,ID...]] [--sizes N[,N...]] [--list]
+usage: knit-bench [--quick] [--rounds N] [--out DIR] [--only ID[,ID...]] [--sizes N[,N...]] [--list]
   --quick   a few milliseconds per case: checks that every case runs (CI); numbers mean little
+  --rounds  run the whole suite N times (default 1) and keep, per case, the round with the
+            median p50 (round trips) or rate (streams): robust against a disturbed round
   --out     where report.md, results.json, latency.svg and throughput.svg go (default bench-out)
   --only    run only the transports with these ids (see --list)
   --sizes   run only the round trips with these payload sizes in bytes (for profiling)
@@ -28,6 +31,8 @@ usage: knit-bench [--quick] [--out DIR] [--only ID[,ID...]] [--sizes N[,N...]] [
 pub struct Options {
     /// Quick mode.
     pub quick: bool,
+    /// Rounds of the whole suite.
+    pub rounds: usize,
     /// The output directory.
     pub out: PathBuf,
     /// Transport ids to run; empty for all.
@@ -43,6 +48,7 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Options> {
         let mut o = Options {
             quick: false,
+            rounds: 1,
             out: PathBuf::from("bench-out"),
             only: Vec::new(),
             sizes: Vec::new(),
@@ -63,6 +69,12 @@ impl Options {
                     let ids = it.next().ok_or_else(|| error("--only needs ids"))?;
                     o.only
                         .extend(ids.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
+                }
+                "--rounds" => {
+                    let n = it.next().ok_or_else(|| error("--rounds needs a count"))?;
+                    o.rounds = n.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                        error(format!("--rounds: {n:?} is not a count of at least 1"))
+                    })?;
                 }
                 "--sizes" => {
                     let sizes = it.next().ok_or_else(|| error("--sizes needs sizes"))?;
@@ -150,12 +162,30 @@ pub fn run(suite: &Suite, options: &Options) -> Result<Report> {
         machine.load_before
     );
     let mut failures = Vec::new();
-    let round_trips = run_round_trips(suite, options, &budget, &mut failures);
-    let streams = run_streams(suite, options, &budget, &mut failures);
+    let mut rt_rounds = Vec::new();
+    let mut st_rounds = Vec::new();
+    for round in 1..=options.rounds {
+        if options.rounds > 1 {
+            eprintln!("knit-bench: round {round} of {}", options.rounds);
+        }
+        rt_rounds.push(run_round_trips(suite, options, &budget, &mut failures));
+        st_rounds.push(run_streams(suite, options, &budget, &mut failures));
+    }
+    let round_trips = median_rows(
+        &rt_rounds,
+        |r| (r.label.id, r.payload),
+        |r| r.latency.p50_ns,
+    );
+    let streams = median_rows(
+        &st_rounds,
+        |r| (r.label.id, r.message, r.batch),
+        StreamRow::messages_per_sec,
+    );
     machine.load_after = load_average();
     let report = Report {
         machine,
         budget,
+        rounds: options.rounds,
         timer_overhead_ns: roundtrip::timer_overhead_ns(),
         round_trips,
         streams,
@@ -310,5 +340,10 @@ mod tests {
         assert!(Options::parse(&strings(&["--out"])).is_err());
         assert!(Options::parse(&strings(&["--fast"])).is_err());
         assert!(Options::parse(&strings(&["--sizes", "x"])).is_err());
+        assert!(Options::parse(&strings(&["--rounds", "0"])).is_err());
+        assert_eq!(
+            Options::parse(&strings(&["--rounds", "3"])).unwrap().rounds,
+            3
+        );
     }
 }

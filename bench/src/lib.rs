@@ -18,6 +18,7 @@ pub mod machine;
 pub mod peer;
 pub mod report;
 pub mod results;
+pub mod rounds;
 pub mod roundtrip;
 pub mod shm;
 pub mod stats;

@@ -88,6 +88,7 @@ pub fn render(r: &Report) -> Value {
         "schema": SCHEMA,
         "run": {
             "quick": r.budget.quick,
+            "rounds": r.rounds,
             "profile": m.profile,
             "seconds": r.seconds,
             "warmup_ms": r.budget.warmup.as_millis(),

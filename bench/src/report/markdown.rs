@@ -47,11 +47,19 @@ fn conditions(out: &mut String, r: &Report) {
     let _ = writeln!(out, "| commit | {} |", m.commit);
     let _ = writeln!(
         out,
-        "| per case | warm-up {} ms, round trips {} ms or {} samples, streams {} ms |",
+        "| per case | warm-up {} ms, round trips {} ms or {} samples, streams {} ms; {} |",
         r.budget.warmup.as_millis(),
         r.budget.measure.as_millis(),
         r.budget.max_samples,
-        r.budget.stream.as_millis()
+        r.budget.stream.as_millis(),
+        if r.rounds > 1 {
+            format!(
+                "{} rounds of the whole suite, each row the round with the median p50 (streams: rate)",
+                r.rounds
+            )
+        } else {
+            "one round".to_owned()
+        }
     );
     let _ = writeln!(
         out,

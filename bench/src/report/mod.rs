@@ -20,6 +20,8 @@ pub struct Report {
     pub machine: Machine,
     /// The limits each case ran with.
     pub budget: Budget,
+    /// Rounds of the whole suite; each row is the round with the median p50 or rate.
+    pub rounds: usize,
     /// What timing one call costs by itself (two clock reads), in nanoseconds. It is included
     /// in every latency sample.
     pub timer_overhead_ns: f64,
@@ -229,6 +231,7 @@ pub(crate) mod tests {
         Report {
             machine: Machine::default(),
             budget: Budget::quick(),
+            rounds: 1,
             timer_overhead_ns: 20.0,
             round_trips,
             streams,
