@@ -22,9 +22,11 @@ struct Agent {
     serves: Vec<ServeThread>,
     host: Option<HostActor>,
     raw: Option<RawWorker>,
+    spawned: Option<std::process::Child>,
 }
 
-const CAPABILITIES: [&str; 9] = [
+const CAPABILITIES: [&str; 10] = [
+    "spawn",
     "validate.region",
     "validate.ring",
     "validate.participant",
@@ -76,11 +78,16 @@ impl Agent {
                 self.host = None;
                 Ok(ok(json!({})))
             }
-            "raw_attach" => self.raw_attach(c),
+            "raw_attach" => self.raw_attach(c, true),
+            "raw_claim" => self.raw_attach(c, false),
             "raw_hello" => self.raw("hello", c),
             "raw_write" => self.raw("write", c),
             "raw_read" => self.raw("read", c),
+            "raw_respond" => self.raw("respond", c),
+            "raw_store_tail" => self.raw("store_tail", c),
             "stats" => Ok(ok(stats())),
+            "spawn_worker" => self.spawn_worker(c),
+            "wait_spawned" => Ok(self.wait_spawned(c)),
             "reset" => {
                 self.reset();
                 Ok(ok(json!({})))
@@ -179,7 +186,7 @@ impl Agent {
         Ok(host.command(op, c))
     }
 
-    fn raw_attach(&mut self, c: &Value) -> Result<Value, Value> {
+    fn raw_attach(&mut self, c: &Value, activate: bool) -> Result<Value, Value> {
         let region = str_arg(c, "region")?;
         let slot = c
             .get("slot")
@@ -187,7 +194,8 @@ impl Agent {
             .and_then(|s| u32::try_from(s).ok())
             .ok_or_else(|| invalid("slot"))?;
         self.raw = Some(
-            RawWorker::attach(region, slot).map_err(|e| error_reply(ErrorCode::SlotTaken, e))?,
+            RawWorker::attach_as(region, slot, activate)
+                .map_err(|e| error_reply(ErrorCode::SlotTaken, e))?,
         );
         Ok(ok(json!({})))
     }
@@ -197,10 +205,70 @@ impl Agent {
             .raw
             .as_ref()
             .ok_or_else(|| invalid("no raw worker: raw_attach first"))?;
-        Ok(raw.command(op, c, true))
+        // `wait: false` queues the command and answers at once (the runner kills this process
+        // at a named point while the command waits for the host).
+        let wait = c.get("wait").and_then(Value::as_bool) != Some(false);
+        Ok(raw.command(op, c, wait))
+    }
+
+    /// Starts this program as a worker process the way a host starts one (MAP-5): the region
+    /// and slot in `KNIT_REGION` / `KNIT_SLOT` (`via: "env"`) or as `--knit-region NAME
+    /// --knit-slot N` (`via: "args"`). The child serves `echo` through `Worker::from_env`.
+    fn spawn_worker(&mut self, c: &Value) -> Result<Value, Value> {
+        let region = str_arg(c, "region")?;
+        let slot = c
+            .get("slot")
+            .and_then(Value::as_u64)
+            .unwrap_or(1)
+            .to_string();
+        let exe =
+            std::env::current_exe().map_err(|e| error_reply(ErrorCode::OsError, e.to_string()))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg(SERVE_ENV_FLAG)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        if c.get("via").and_then(Value::as_str) == Some("args") {
+            cmd.args(["--knit-region", region, "--knit-slot", &slot]);
+        } else {
+            cmd.env("KNIT_REGION", region).env("KNIT_SLOT", &slot);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| error_reply(ErrorCode::OsError, e.to_string()))?;
+        let pid = child.id();
+        self.spawned = Some(child);
+        Ok(ok(json!({"pid": pid})))
+    }
+
+    fn wait_spawned(&mut self, c: &Value) -> Value {
+        let timeout =
+            Duration::from_millis(c.get("timeout_ms").and_then(Value::as_u64).unwrap_or(5000));
+        let Some(child) = self.spawned.as_mut() else {
+            return invalid("no spawned worker");
+        };
+        let start = std::time::Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.spawned = None;
+                    return ok(json!({"exit_code": status.code()}));
+                }
+                Ok(None) if start.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(None) => {
+                    return error_reply(ErrorCode::TimedOut, "the worker process still runs")
+                }
+                Err(e) => return error_reply(ErrorCode::OsError, e.to_string()),
+            }
+        }
     }
 
     fn reset(&mut self) {
+        if let Some(mut child) = self.spawned.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         self.host = None;
         self.raw = None;
         for mut s in self.serves.drain(..) {
@@ -228,7 +296,22 @@ fn stats() -> Value {
     json!({"fds": fds, "mappings": mappings, "threads": threads})
 }
 
+/// The flag that makes this program a worker process (see `Agent::spawn_worker`).
+const SERVE_ENV_FLAG: &str = "--serve-from-env";
+
 fn main() {
+    if std::env::args().any(|a| a == SERVE_ENV_FLAG) {
+        let code = match knit::Worker::from_env()
+            .and_then(|w| w.handle("echo", |_, req| Ok(req.payload.to_vec())).run())
+        {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("knit-agent worker: {e}");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
     let mut input = BufReader::new(io::stdin().lock());
     let mut output = BufWriter::new(io::stdout().lock());
     let mut agent = Agent::default();

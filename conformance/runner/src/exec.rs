@@ -242,10 +242,17 @@ impl Runner {
                     Err(e) => return suite_error(e),
                 };
                 let bound = ctx.left();
+                let start = Instant::now();
                 let reply = match self.agent() {
                     Ok(a) => a.request(cmd, bound),
                     Err(e) => return StepOutcome::Crash(e),
                 };
+                // The runner's own measure of how long the agent took (liveness bounds).
+                let reply = reply.map(|mut r| {
+                    r["elapsed_ms"] =
+                        json!(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+                    r
+                });
                 self.judge(ctx, step, &args, reply)
             }
             "runner" => match self.runner_op(ctx, &step.op, &args) {

@@ -65,6 +65,16 @@ pub fn value_matches(want: &Value, got: &Value) -> bool {
     if let Some(alts) = want.get("any_of").and_then(Value::as_array) {
         return alts.iter().any(|a| value_matches(a, got));
     }
+    if let Some(max) = want.get("max").and_then(as_u64) {
+        return as_u64(got).is_some_and(|g| g <= max);
+    }
+    if want.get("nonempty").is_some() {
+        return got.as_str().is_some_and(|s| !s.is_empty())
+            || got.as_array().is_some_and(|a| !a.is_empty());
+    }
+    if let Some(batch) = want.get("echo_batch") {
+        return got.as_str() == Some(crate::live::expected_batch(batch).as_str());
+    }
     if let (Some(seed), Some(len), Value::String(d)) = (want.get("seed"), want.get("len"), got) {
         let (Some(seed), Some(len)) = (as_u64(seed), as_u64(len)) else {
             return false;
@@ -149,5 +159,9 @@ mod tests {
         ));
         assert!(!value_matches(&json!([{"type": "END"}]), &json!([])));
         assert!(value_matches(&json!({"any_of": ["A", "B"]}), &json!("B")));
+        assert!(value_matches(&json!({"max": 10}), &json!(10)));
+        assert!(!value_matches(&json!({"max": 10}), &json!(11)));
+        assert!(value_matches(&json!({"nonempty": true}), &json!("x")));
+        assert!(!value_matches(&json!({"nonempty": true}), &json!("")));
     }
 }

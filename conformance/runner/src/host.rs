@@ -150,6 +150,9 @@ pub struct SlotState<'a> {
     outstanding: BTreeSet<u64>,
     abandoned: BTreeSet<u64>,
     failed: Option<Error>,
+    /// Responses read while the host waited for request space (so that neither side waits
+    /// for the other with both rings full), by request id.
+    completed: BTreeMap<u64, Answer>,
 }
 
 /// The host thread's state: the region and its slots.
@@ -178,7 +181,12 @@ impl<'a> HostState<'a> {
         let timeout = Duration::from_millis(arg_u64(a, "timeout_ms", 5000));
         match op {
             "reserve" => self.reserve(slot),
-            "wait_hello" => self.wait_hello(slot, timeout),
+            "wait_hello" => self.wait_hello(
+                slot,
+                timeout,
+                Duration::from_millis(arg_u64(a, "attach_timeout_ms", 5000)),
+            ),
+            "bells" => self.bells(slot),
             "call" => self.call(slot, a, timeout),
             "call_batch" => self.call_batch(slot, a, timeout),
             "shutdown" => self.shutdown(slot, timeout),
@@ -191,6 +199,7 @@ impl<'a> HostState<'a> {
             "state" => self.state(slot),
             "wait_state" => self.wait_state(slot, a, timeout),
             "mark_dead" => self.mark_dead(slot),
+            "flip_calls" => self.flip_calls(slot, a, timeout),
             other => error_reply(
                 ErrorCode::InvalidArgument,
                 format!("unknown host op {other}"),
@@ -249,6 +258,7 @@ impl<'a> HostState<'a> {
                     outstanding: BTreeSet::new(),
                     abandoned: BTreeSet::new(),
                     failed: None,
+                    completed: BTreeMap::new(),
                 },
             );
             Ok(epoch)
@@ -421,10 +431,12 @@ impl<'a> HostState<'a> {
                 }
             },
         };
-        if let Some(s) = self.slots.get_mut(&slot) {
-            s.responses.publish_head();
-        }
-        if released {
+        // In-place payloads were released by copying them out: publish that head too.
+        let published = self
+            .slots
+            .get_mut(&slot)
+            .is_some_and(|s| s.responses.publish_head());
+        if released || published {
             if let Some(b) = self.doorbell(slot) {
                 b.ring(&Futex); // WAIT-6
             }
@@ -454,8 +466,61 @@ impl<'a> HostState<'a> {
         Ok(event)
     }
 
-    fn wait_hello(&mut self, slot: u32, timeout: Duration) -> Reply {
+    /// The doorbell words of the host and of `slot` (WAIT-2, WAIT-3: who announced sleep).
+    fn bells(&self, slot: u32) -> Reply {
+        let words = |i: u32| -> Option<(u32, u32)> {
+            let (seq, sleepers) = self.region.participant(i).ok()?.bell_words().ok()?;
+            Some((
+                seq.load(Ordering::Acquire),
+                sleepers.load(Ordering::Acquire),
+            ))
+        };
+        match (words(0), words(slot)) {
+            (Some((hs, hn)), Some((ws, wn))) => {
+                json!({"status": "ok", "host_seq": hs, "host_sleepers": hn, "worker_seq": ws, "worker_sleepers": wn})
+            }
+            _ => error_reply(ErrorCode::InvalidArgument, "slot"),
+        }
+    }
+
+    /// Reads every complete response now in the ring into `completed`.
+    fn drain(&mut self, slot: u32) -> Result<(), Reply> {
+        for _ in 0..4096 {
+            match self.poll(slot)? {
+                Some(Polled::Response(id, ans)) => {
+                    if let Some(s) = self.slots.get_mut(&slot) {
+                        s.completed.insert(id, ans);
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_hello(&mut self, slot: u32, timeout: Duration, attach_timeout: Duration) -> Reply {
+        let start = Instant::now();
         self.wait(slot, timeout, |h| {
+            // LIVE-2: an entry still RESERVED or ATTACHING after the attach timeout is a worker
+            // that never came.
+            if start.elapsed() > attach_timeout {
+                let st = h.state(slot);
+                if matches!(
+                    st.get("state").and_then(Value::as_str),
+                    Some("RESERVED" | "ATTACHING")
+                ) {
+                    if let Ok(p) = h.region.participant(slot) {
+                        if let Ok(seen) = p.state() {
+                            let _ = p.mark_dead(seen);
+                        }
+                    }
+                    return Some(error_reply(
+                        ErrorCode::PeerDied,
+                        "the worker did not attach within the attach timeout",
+                    ));
+                }
+            }
             if let Some(s) = h.slots.get(&slot) {
                 if s.table.is_some() {
                     return Some(json!({"status": "ok", "functions": s.names}));
@@ -498,11 +563,18 @@ impl<'a> HostState<'a> {
                         if let Some(bell) = self.doorbell(slot) {
                             bell.ring(&Futex);
                         }
+                        // The worker may be waiting for response space: read responses too.
+                        self.drain(slot)?;
                         self.check(slot)?;
                         if start.elapsed() > timeout {
+                            let s = self.slots.get(&slot).ok_or_else(|| {
+                                error_reply(ErrorCode::InvalidArgument, "slot not reserved")
+                            })?;
+                            let (rt, rh) = (s.requests.tail, s.requests.head_seen);
+                            let (pt, ph) = (s.responses.ring().load_tail(), s.responses.head());
                             return Err(error_reply(
                                 ErrorCode::TimedOut,
-                                "no room in the request ring",
+                                format!("no room in the request ring (request tail {rt}, head {rh}; response tail {pt}, head {ph})"),
                             ));
                         }
                         std::thread::sleep(Duration::from_micros(200));
@@ -532,6 +604,30 @@ impl<'a> HostState<'a> {
         body: &[u8],
         timeout: Duration,
     ) -> Result<u64, Reply> {
+        self.start_call_as(
+            slot,
+            function,
+            None,
+            content_type,
+            deadline_ns,
+            body,
+            timeout,
+        )
+    }
+
+    /// [`Self::start_call`], with `function_id` given directly (skipping FN-2 resolution, so
+    /// that a worker can be sent an id its HELLO does not have).
+    #[allow(clippy::too_many_arguments)]
+    fn start_call_as(
+        &mut self,
+        slot: u32,
+        function: &str,
+        function_id: Option<u32>,
+        content_type: u32,
+        deadline_ns: u64,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<u64, Reply> {
         let max = self.region.geometry().max_message_len();
         let inflight = u64::from(self.region.geometry().inflight_max());
         let s = self
@@ -545,7 +641,10 @@ impl<'a> HostState<'a> {
             .table
             .as_ref()
             .ok_or_else(|| error_reply(ErrorCode::InvalidArgument, "no HELLO yet (MBX-2)"))?;
-        let function_id = table.lookup(function).map_err(|e| core_reply(&e))?;
+        let function_id = match function_id {
+            Some(id) => id,
+            None => table.lookup(function).map_err(|e| core_reply(&e))?,
+        };
         if body.len() as u64 > max {
             return Err(error_reply(
                 ErrorCode::PayloadTooLarge,
@@ -609,11 +708,28 @@ impl<'a> HostState<'a> {
             .get("deadline_ms")
             .and_then(Value::as_u64)
             .map_or(0, |ms| now + ms * 1_000_000);
+        // An absolute deadline written as is (for example 1: long past), not enforced here.
+        let wire_deadline = a
+            .get("deadline_ns")
+            .and_then(Value::as_u64)
+            .unwrap_or(deadline);
+        let function_id = a
+            .get("function_id")
+            .and_then(Value::as_u64)
+            .and_then(|f| u32::try_from(f).ok());
         let cancel_at = a
             .get("cancel_after_ms")
             .and_then(Value::as_u64)
             .map(|ms| Instant::now() + Duration::from_millis(ms));
-        let id = match self.start_call(slot, &function, content_type, deadline, &body, timeout) {
+        let id = match self.start_call_as(
+            slot,
+            &function,
+            function_id,
+            content_type,
+            wire_deadline,
+            &body,
+            timeout,
+        ) {
             Ok(id) => id,
             Err(r) => return r,
         };
@@ -640,6 +756,9 @@ impl<'a> HostState<'a> {
                     "deadline passed at the host",
                 ));
             }
+            if let Some(ans) = h.slots.get_mut(&slot).and_then(|s| s.completed.remove(&id)) {
+                return Some(answer_reply(&ans));
+            }
             match h.poll(slot) {
                 Err(r) => Some(r),
                 Ok(Some(Polled::Response(rid, ans))) if rid == id => Some(answer_reply(&ans)),
@@ -648,6 +767,66 @@ impl<'a> HostState<'a> {
                 }
             }
         })
+    }
+
+    /// Double-fetch attack (SEC-2, RING-12, RING-15): `count` echo calls; while each request
+    /// waits for its answer, another thread keeps rewriting the published record's `len`
+    /// between its true value and 8 bytes less. A consumer that loads every field once either
+    /// answers with the exact payload or reports a violation; one that reads `len` twice can
+    /// be made to answer with other bytes. Stops at the first answer that is not an exact echo.
+    fn flip_calls(&mut self, slot: u32, a: &Value, timeout: Duration) -> Reply {
+        let count = arg_u64(a, "count", 100);
+        let len = arg_u64(a, "len", 64) as usize;
+        let mut answered = 0u64;
+        for i in 0..count {
+            let body = payload(i, len);
+            let Some(s) = self.slots.get(&slot) else {
+                return error_reply(ErrorCode::InvalidArgument, "slot not reserved");
+            };
+            let cap = s.requests.cap();
+            let pos = s.requests.tail;
+            let Ok(mbx) = self.region.mailbox(slot - 1) else {
+                return error_reply(ErrorCode::InvalidArgument, "slot");
+            };
+            let data = mbx.request.data;
+            let id = match self.start_call(slot, "echo", 0, 0, &body, timeout) {
+                Ok(id) => id,
+                Err(r) => return r,
+            };
+            // Only a record that did not wrap is flipped (its header is where `pos` says).
+            let off = (pos % cap) as usize;
+            let true_len = (40 + len) as u32;
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let reply = std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    let mut n = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        let v = if n % 2 == 0 { true_len - 8 } else { true_len };
+                        let _ = data.write(off, &v.to_le_bytes());
+                        n = n.wrapping_add(1);
+                        std::hint::spin_loop();
+                    }
+                    let _ = data.write(off, &true_len.to_le_bytes());
+                });
+                let r = self.wait(slot, timeout, |h| match h.poll(slot) {
+                    Err(r) => Some(r),
+                    Ok(Some(Polled::Response(rid, ans))) if rid == id => Some(answer_reply(&ans)),
+                    Ok(_) => None,
+                });
+                stop.store(true, Ordering::Relaxed);
+                r
+            });
+            if reply.get("status").and_then(Value::as_str) != Some("ok") {
+                let mut r = reply;
+                r["answered"] = json!(answered);
+                return r;
+            }
+            if reply.get("digest").and_then(Value::as_str) != Some(digest(&body).as_str()) {
+                return json!({"status": "ok", "exact": false, "answered": answered, "call": i, "observed": reply});
+            }
+            answered += 1;
+        }
+        json!({"status": "ok", "exact": true, "answered": answered})
     }
 
     fn abandon(&mut self, slot: u32, id: u64) {
@@ -685,10 +864,17 @@ impl<'a> HostState<'a> {
                 }
                 next += 1;
             }
-            let r = self.wait(slot, timeout, |h| match h.poll(slot) {
-                Err(r) => Some(r),
-                Ok(Some(Polled::Response(rid, ans))) => Some(json!({"status": "ok", "id": rid, "digest": fnv1a64(&ans.bytes), "st": ans.status})),
-                _ => None,
+            let r = self.wait(slot, timeout, |h| {
+                let stashed = h.slots.get_mut(&slot).and_then(|s| s.completed.pop_first());
+                let polled = match stashed {
+                    Some(x) => Some(x),
+                    None => match h.poll(slot) {
+                        Err(r) => return Some(r),
+                        Ok(Some(Polled::Response(rid, ans))) => Some((rid, ans)),
+                        Ok(_) => None,
+                    },
+                };
+                polled.map(|(rid, ans)| json!({"status": "ok", "id": rid, "digest": fnv1a64(&ans.bytes), "st": ans.status}))
             });
             if r.get("status").and_then(Value::as_str) != Some("ok") {
                 return r;
@@ -835,15 +1021,16 @@ impl<'a> HostState<'a> {
     fn poke(&mut self, a: &Value) -> Reply {
         let mut offset = arg_u64(a, "offset", 0) as usize;
         if let Some(i) = a.get("participant").and_then(Value::as_u64) {
-            let Some((base, _)) = self.region.geometry().participant_range(i as u32) else {
+            let range = u32::try_from(i)
+                .ok()
+                .and_then(|i| self.region.geometry().participant_range(i));
+            let Some((base, _)) = range else {
                 return error_reply(ErrorCode::InvalidArgument, "participant index");
             };
             offset += base;
         }
-        let bytes = match crate::images::patch(&json!({"offset": 0, "u8": a.get("u8"), "u16": a.get("u16"), "u32": a.get("u32"), "u64": a.get("u64"), "hex": a.get("hex")}).as_object().map(|m| {
-            Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect())
-        }).unwrap_or_default(), None, &[]) {
-            Ok((_, b)) => b,
+        let bytes = match crate::images::patch_bytes(a) {
+            Ok(b) => b,
             Err(e) => return error_reply(ErrorCode::InvalidArgument, e),
         };
         match self.region.memory().write(offset, &bytes) {

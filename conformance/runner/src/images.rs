@@ -227,6 +227,20 @@ pub fn patch(p: &Value, vector: Option<&Vector>, base: &[u8]) -> Result<(usize, 
     Err(format!("patch at {offset}: nothing to write"))
 }
 
+/// The bytes a poke writes: one of `u8`, `u16`, `u32`, `u64` (an integer) or `hex`.
+pub fn patch_bytes(p: &Value) -> Result<Vec<u8>, String> {
+    for (key, width) in [("u8", 1), ("u16", 2), ("u32", 4), ("u64", 8)] {
+        if let Some(v) = p.get(key) {
+            return Ok(le(int_value(v, width)?, width));
+        }
+    }
+    let h = p
+        .get("hex")
+        .and_then(Value::as_str)
+        .ok_or("give u8, u16, u32, u64 or hex")?;
+    unhex(h).ok_or_else(|| format!("bad hex {h:?}"))
+}
+
 /// The patch that makes the header checksum of `bytes` right again (HDR-4).
 pub fn crc_fix(bytes: &[u8]) -> Option<(usize, Vec<u8>)> {
     let mut header = bytes.get(..256)?.to_vec();
@@ -281,9 +295,25 @@ pub fn resolve(spec: &Value, vectors: &Vectors, case_id: &str) -> Result<Image, 
         base,
         patches,
     };
+    if let Some(s) = spec.get("slice") {
+        let off = usize::try_from(int_value(s.get("offset").ok_or("slice needs offset")?, 8)?)
+            .map_err(|e| e.to_string())?;
+        let len = usize::try_from(int_value(s.get("len").ok_or("slice needs len")?, 8)?)
+            .map_err(|e| e.to_string())?;
+        current = current
+            .get(off..off.saturating_add(len))
+            .ok_or("slice outside the image")?
+            .to_vec();
+        image = Image {
+            base_name: format!("case:{case_id}"),
+            base: current.clone(),
+            patches: Vec::new(),
+        };
+    }
     if let Some(t) = spec.get("truncate") {
         let n = usize::try_from(int_value(t, 8)?).map_err(|e| e.to_string())?;
-        current.truncate(n);
+        // Shorter cuts the image; longer extends it with zeros (a mapping past region_len).
+        current.resize(n, 0);
         image = Image {
             base_name: format!("case:{case_id}"),
             base: current,

@@ -33,7 +33,9 @@ pub struct Live {
 }
 
 /// The operations of `actor = "runner"` that the host thread answers.
-pub const HOST_OPS: [&str; 12] = [
+pub const HOST_OPS: [&str; 14] = [
+    "bells",
+    "flip_calls",
     "reserve",
     "wait_hello",
     "call",
@@ -212,6 +214,7 @@ impl Runner {
                 Ok(ok())
             }
             "restart_agent" => {
+                self.drop_agent();
                 self.agent()?;
                 Ok(ok())
             }
@@ -230,9 +233,19 @@ impl Runner {
                     .ok_or("peer needs cmd")?
                     .to_owned();
                 cmd["cmd"] = json!(name);
-                let reply = peer.request(cmd, bound).map_err(|f| {
-                    RunnerError::Observed(json!(format!("{f:?}")), "the peer failed".into())
-                })?;
+                let reply = match peer.request(cmd, bound) {
+                    Ok(r) => r,
+                    // A peer killed on purpose while it answered (liveness cases).
+                    Err(f) if a.get("expect_crash").and_then(Value::as_bool) == Some(true) => {
+                        json!({"status": "ok", "crashed": format!("{f:?}")})
+                    }
+                    Err(f) => {
+                        return Err(RunnerError::Observed(
+                            json!(format!("{f:?}")),
+                            "the peer failed".into(),
+                        ))
+                    }
+                };
                 if let Some(n) = a.get("save_as").and_then(Value::as_str) {
                     ctx.vars.insert(n.to_owned(), reply.clone());
                 }
@@ -262,6 +275,19 @@ impl Runner {
                 Ok(ok())
             }
             "stats_check" => self.stats_check(ctx, a),
+            "region_check" => Ok(region_check(a)),
+            "unlink_region" => {
+                // A region left by a peer that was killed (MAP-3: its creator cannot unlink).
+                let name = a
+                    .get("region")
+                    .and_then(Value::as_str)
+                    .ok_or("unlink_region needs region")?;
+                let name = knit::RegionName::parse(name).map_err(|e| e.to_string())?;
+                Ok(match knit::unlink(&name) {
+                    Ok(()) => ok(),
+                    Err(e) => json!({"status": "ok", "unlinked": false, "detail": e.to_string()}),
+                })
+            }
             other => Err(RunnerError::Suite(format!("unknown runner op {other}"))),
         }
     }
@@ -305,4 +331,67 @@ pub fn expected_batch(v: &Value) -> String {
         );
     }
     d.finish()
+}
+
+/// Checks a region another participant created (the agent as host): name form (MAP-2),
+/// permissions (MAP-1), existence (MAP-3), and, with `params`, that its header, host entry and
+/// zero bytes are what a 1.0 creator writes (LAYOUT-1, LAYOUT-2, PART-1, FEAT-1, INIT-1), with
+/// a non-zero random `region_id` (HDR-8).
+pub fn region_check(a: &Value) -> Value {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(name) = a.get("region").and_then(Value::as_str) else {
+        return crate::host::error_reply(
+            knit_core::ErrorCode::InvalidArgument,
+            "region_check needs region",
+        );
+    };
+    let name_ok = name.len() == 37
+        && name.starts_with("knit-")
+        && name[5..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let path = std::path::Path::new("/dev/shm").join(name);
+    let meta = std::fs::symlink_metadata(&path);
+    let exists = meta.is_ok();
+    let mode = meta
+        .as_ref()
+        .map(|m| format!("{:o}", m.permissions().mode() & 0o777))
+        .unwrap_or_default();
+    let regular = meta.as_ref().is_ok_and(std::fs::Metadata::is_file);
+    let mut out = json!({"status": "ok", "name_ok": name_ok, "exists": exists, "mode": mode, "regular": regular});
+    if let (true, Some(p)) = (exists, a.get("params")) {
+        let Ok(bytes) = std::fs::read(&path) else {
+            return out;
+        };
+        let Ok(want) = crate::images::build_region(&json!({"params": p})) else {
+            return out;
+        };
+        // Bytes that legitimately differ: created_unix_ns, region_id, header_crc, and the host
+        // entry's pid, start_time, heartbeat and impl_name (0x140 + 0x08..0x40).
+        let masked = |off: usize| {
+            (0x78..0x90).contains(&off)
+                || (0xF8..0xFC).contains(&off)
+                || (0x148..0x180).contains(&off)
+        };
+        let same_len = bytes.len() == want.len();
+        let mismatch = bytes
+            .iter()
+            .zip(&want)
+            .enumerate()
+            .find(|(i, (a, b))| !masked(*i) && a != b)
+            .map(|(i, _)| i);
+        let id = bytes.get(0x80..0x90).unwrap_or(&[]);
+        out["layout_matches"] = json!(same_len && mismatch.is_none());
+        out["first_difference"] = json!(mismatch);
+        out["region_id_nonzero"] = json!(id.iter().any(|&b| b != 0));
+        out["crc_ok"] = json!(crate::images::crc_fix(&bytes)
+            .is_some_and(|(_, c)| bytes.get(0xF8..0xFC) == Some(&c[..])));
+        let mut mem = crate::mem::Aligned::from_bytes(&bytes);
+        let host = knit_core::region::Region::attach(mem.mem())
+            .ok()
+            .and_then(|r| r.participant(0).ok()?.snapshot().ok());
+        out["host_state"] = json!(host.map(|h| crate::host::state_name(h.state)));
+        out["host_pid_nonzero"] = json!(host.and_then(|h| h.identity).is_some_and(|i| i.pid != 0));
+    }
+    out
 }

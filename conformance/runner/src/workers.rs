@@ -83,6 +83,7 @@ pub struct RawWorker {
 
 /// The raw worker's state.
 pub struct RawState<'a> {
+    region: knit_core::region::Region<'a>,
     responses: RawRing<'a>,
     requests: Consumer<'a>,
     reassembler: Reassembler,
@@ -94,6 +95,12 @@ pub struct RawState<'a> {
 impl RawWorker {
     /// Attaches to `region` and claims and activates `slot` (PART-2) without sending HELLO.
     pub fn attach(region: &str, slot: u32) -> Result<RawWorker, String> {
+        Self::attach_as(region, slot, true)
+    }
+
+    /// Like [`RawWorker::attach`]; with `activate` false the entry is only claimed (left
+    /// ATTACHING), as by a worker that dies during its attach.
+    pub fn attach_as(region: &str, slot: u32, activate: bool) -> Result<RawWorker, String> {
         let (tx, rx) = mpsc::channel::<(RawJob, Sender<Reply>)>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let region = region.to_owned();
@@ -110,8 +117,10 @@ impl RawWorker {
                     start_time: id.start_time,
                     impl_name: "knit-conformance raw",
                 };
-                me.activate(&identity, knit::monotonic_ns())
-                    .map_err(|e| e.to_string())?;
+                if activate {
+                    me.activate(&identity, knit::monotonic_ns())
+                        .map_err(|e| e.to_string())?;
+                }
                 Ok(handle)
             })();
             let handle = match setup {
@@ -124,6 +133,7 @@ impl RawWorker {
             let r = handle.region();
             let Ok(mbx) = r.mailbox(slot - 1) else { return };
             let mut state = RawState {
+                region: r,
                 responses: RawRing::new(mbx.response),
                 requests: Consumer::new(mbx.request),
                 reassembler: Reassembler::new(RingKind::Request, r.geometry().max_message_len()),
@@ -236,6 +246,44 @@ impl RawState<'_> {
                 self.publish(a.get("publish").and_then(Value::as_bool) != Some(false))
             }
             "read" => self.read(timeout),
+            "store_tail" => {
+                let tail = match (a.get("value"), a.get("delta").and_then(Value::as_i64)) {
+                    (Some(v), _) => crate::images::int_value(v, 8).unwrap_or(0),
+                    (None, Some(d)) => self.responses.tail.wrapping_add_signed(d),
+                    (None, None) => self.responses.tail,
+                };
+                match self.responses.store_tail(tail) {
+                    Ok(()) => self.publish(false),
+                    Err(e) => error_reply(e.code, e.to_string()),
+                }
+            }
+            "poke" => {
+                let mut offset = a.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
+                if let Some(i) = a.get("participant").and_then(Value::as_u64) {
+                    match u32::try_from(i)
+                        .ok()
+                        .and_then(|i| self.region.geometry().participant_range(i))
+                    {
+                        Some((base, _)) => offset += base,
+                        None => {
+                            return error_reply(ErrorCode::InvalidArgument, "participant index")
+                        }
+                    }
+                }
+                let bytes = match crate::images::patch_bytes(a) {
+                    Ok(b) => b,
+                    Err(e) => return error_reply(ErrorCode::InvalidArgument, e),
+                };
+                match self.region.memory().write(offset, &bytes) {
+                    Ok(()) => {
+                        if let Some(b) = self.host_bell {
+                            b.ring(&Futex);
+                        }
+                        json!({"status": "ok"})
+                    }
+                    Err(e) => error_reply(e.code, e.to_string()),
+                }
+            }
             "respond" => {
                 let r = self.read(timeout);
                 if r.get("status").and_then(Value::as_str) != Some("ok") {
