@@ -43,10 +43,10 @@ pub use handler::{HandlerError, HandlerResult, Handlers, Request};
 pub use identity::{is_alive, ProcessIdentity};
 pub use name::RegionName;
 pub use pool::{
-    block_on, Backpressure, CallFuture, Message, Pool, PoolBuilder, Receiver, WorkerInfo,
+    block_on, Backpressure, CallFuture, Message, Pool, PoolBuilder, Receiver, Sender, WorkerInfo,
 };
 pub use region_dir::RegionDir;
 pub use region_handle::RegionHandle;
-pub use serve::{ChannelSender, Context, ServeOutcome, Worker};
+pub use serve::{ChannelReceiver, ChannelSender, Context, ServeOutcome, Worker};
 pub use shm::{unlink, Mapping};
 pub use spin::SpinPolicy;

@@ -15,6 +15,7 @@ mod builder;
 mod channel;
 mod future;
 mod inner;
+mod input;
 mod monitor;
 mod reactor;
 mod sender;
@@ -32,6 +33,7 @@ use knit_core::ErrorCode;
 pub use builder::{Backpressure, PoolBuilder};
 pub use channel::{Message, Receiver};
 pub use future::CallFuture;
+pub use input::Sender;
 
 use self::builder::Config;
 use self::inner::{lock, HostState, Inner, Runner, Signal, WorkerSlot, DEAD, READY, STARTING};
@@ -339,6 +341,59 @@ impl Pool {
         CallFuture::in_flight(Arc::clone(&self.inner), worker, slot)
     }
 
+    /// Calls `name` with `payload` and opens a channel from the host to the worker that runs
+    /// the call (spec/06): the handler takes it with [`crate::Context::take_input_channel`]
+    /// and reads what the returned [`Sender`] sends, in order, until [`Sender::close`].
+    ///
+    /// ```no_run
+    /// # let pool = knit::Pool::builder().channels(1, 65536).build()?;
+    /// let (call, mut input) = pool.call_with_channel("digest", "")?;
+    /// for chunk in [&b"many "[..], b"chunks"] {
+    ///     input.send(chunk)?;
+    /// }
+    /// input.close()?;
+    /// let digest = call.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// The channel is announced on the worker's request ring right before the request (its
+    /// tag is the request's id), so the worker holds it when the handler starts. This returns
+    /// once both are written, waiting for ring room if need be (under either backpressure
+    /// policy: a channel once opened must be announced). `WOULD_BLOCK` when no channel slot
+    /// is free ([`PoolBuilder::channels`] sets how many there are). The call's outcome comes
+    /// through the [`CallFuture`]; dropping it cancels the call, and the handler's receive
+    /// then fails with `CANCELLED`.
+    pub fn call_with_channel<'p>(
+        &self,
+        name: &str,
+        payload: impl Into<Payload<'p>>,
+    ) -> Result<(CallFuture, Sender), CallError> {
+        self.call_with_channel_options(name, payload, CallOptions::default())
+    }
+
+    /// [`Pool::call_with_channel`] with per-call options.
+    pub fn call_with_channel_options<'p>(
+        &self,
+        name: &str,
+        payload: impl Into<Payload<'p>>,
+        options: CallOptions,
+    ) -> Result<(CallFuture, Sender), CallError> {
+        let payload = with_content_type(payload.into(), options);
+        let deadline_ns = self.deadline(options);
+        let (worker, function_id) = self.pick(name, deadline_ns)?;
+        let w = self.worker(worker)?;
+        let slot = Arc::new(CallSlot::new());
+        reactor::ensure_started(&self.inner);
+        let (id, writer) =
+            self.inner
+                .send_with_channel(w, function_id, &payload, deadline_ns, &slot)?;
+        slot.set_id(id);
+        self.inner.reactor_signal.notify();
+        let sender = Sender::new(writer, worker, Arc::clone(&self.inner));
+        let call = CallFuture::in_flight(Arc::clone(&self.inner), worker, slot);
+        Ok((call, sender))
+    }
+
     /// Calls `name` with a request of `len` bytes that `fill` writes straight into the request
     /// ring (loan, spec/03 §3.3: no copy). `len` must fit one record (about half the request
     /// ring); `INVALID_ARGUMENT` otherwise.
@@ -483,7 +538,7 @@ fn shutdown(inner: &Arc<Inner>) {
     inner.ring_host_bell();
     sender::stop(inner);
     // Unclaimed channels: dropping their readers aborts them.
-    lock(&inner.channels).clear();
+    inner.drop_incoming(|_| true);
     for t in [&inner.monitor, &inner.reactor] {
         let handle = lock(t).take();
         if let Some(h) = handle {

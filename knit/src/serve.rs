@@ -10,6 +10,9 @@
 //! ```
 
 mod channel;
+mod inputs;
+mod link;
+mod receiver;
 mod session;
 
 use std::cell::Cell;
@@ -26,9 +29,10 @@ use crate::region_handle::RegionHandle;
 use crate::spin::SpinPolicy;
 
 pub use channel::ChannelSender;
+pub use receiver::ChannelReceiver;
 pub use session::ServeOutcome;
 
-use channel::ChannelLink;
+use link::{ChannelLink, InputLink};
 
 /// The environment variable naming the region (MAP-5).
 pub const ENV_REGION: &str = "KNIT_REGION";
@@ -43,6 +47,7 @@ pub struct Context<'r> {
     content_type: Cell<u32>,
     slot: u32,
     link: Option<&'r dyn ChannelLink>,
+    input: Option<&'r dyn InputLink>,
 }
 
 impl<'r> Context<'r> {
@@ -61,7 +66,36 @@ impl<'r> Context<'r> {
             content_type: Cell::new(content_type),
             slot,
             link,
+            input: None,
         }
+    }
+
+    /// The same context, offering the channels the host opened to this worker.
+    pub(crate) fn with_input(mut self, input: &'r dyn InputLink) -> Self {
+        self.input = Some(input);
+        self
+    }
+
+    /// Takes the channel the host opened for this call with [`crate::Pool::call_with_channel`]
+    /// (spec/06: its announcement carries this call's request id as its tag and precedes the
+    /// request on the ring, so it is here before the handler runs). Any handler may take it,
+    /// once; `CHANNEL_CLOSED` when the host opened none for this call (or it was taken
+    /// already), `CHANNEL_ABORTED` when the host aborted it before the call ran. A channel the handler does not take is aborted with `CANCELLED` when the
+    /// handler returns.
+    pub fn take_input_channel(&self) -> Result<ChannelReceiver<'r>> {
+        let input = self
+            .input
+            .ok_or_else(|| no_input("this worker offers no input channels"))?;
+        let reader = input
+            .take_input(self.request_id)
+            .ok_or_else(|| no_input("the host opened no channel for this call"))?
+            .map_err(Error::from)?;
+        Ok(ChannelReceiver::new(
+            reader,
+            input.as_loop(),
+            self.cancel_entry,
+            self.request_id,
+        ))
     }
 
     /// Opens a channel from this worker to the host (CHAN-1, CHAN-11) tagged with this call's
@@ -116,6 +150,10 @@ impl<'r> Context<'r> {
     pub(crate) fn content_type(&self) -> u32 {
         self.content_type.get()
     }
+}
+
+fn no_input(what: &'static str) -> Error {
+    Error::protocol(ErrorCode::ChannelClosed, what, String::new())
 }
 
 /// Where a worker finds its region.

@@ -20,6 +20,39 @@ fn checksum(bytes: &[u8]) -> u64 {
     h ^ bytes.len() as u64
 }
 
+/// A streaming digest of the input channel: message count, total bytes and FNV-1a over every
+/// byte in order.
+#[derive(Default)]
+struct Digest {
+    messages: u64,
+    bytes: u64,
+    hash: u64,
+}
+
+impl Digest {
+    fn new() -> Self {
+        Digest {
+            hash: 0xcbf2_9ce4_8422_2325,
+            ..Digest::default()
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.messages += 1;
+        self.bytes += bytes.len() as u64;
+        for &b in bytes {
+            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        [self.messages, self.bytes, self.hash]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    }
+}
+
 fn millis(payload: &[u8]) -> Result<u64, HandlerError> {
     let b: [u8; 8] = payload
         .try_into()
@@ -82,6 +115,21 @@ fn main() {
             }
             tx.close()?;
             Ok(Vec::new())
+        })
+        .handle("digest", |ctx, _req| {
+            // Reads the host's channel to the end, each message in place (zero copy).
+            let mut input = ctx.take_input_channel()?;
+            let mut digest = Digest::new();
+            while input.recv_with(|_, bytes| digest.update(bytes))?.is_some() {}
+            Ok(digest.encode())
+        })
+        .handle("digest_then_exit", |ctx, req| {
+            let n = count(req.payload)?;
+            let mut input = ctx.take_input_channel()?;
+            for _ in 0..n {
+                input.recv()?;
+            }
+            std::process::exit(11)
         })
         .handle_streaming("progress_then_exit", |ctx, req| {
             let n = count(req.payload)?;

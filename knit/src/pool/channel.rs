@@ -2,7 +2,7 @@
 //! ring are attached (CHAN-2) and kept by `(worker, tag)` until the caller takes them as a
 //! [`Receiver`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -38,11 +38,27 @@ impl Inner {
         open: ChannelOpen,
     ) -> Result<(), knit_core::Error> {
         let position = (w.index - 1) as usize;
+        // Held across the check, the attach and the insert; ends are released and forgotten
+        // under it too (see `Receiver`'s and `Sender`'s drop).
+        let mut attached = lock(&self.attached);
+        // CHAN-14: a slot the host holds an end of cannot have been reopened.
+        if attached.iter().any(|&(index, _)| index == open.channel) {
+            return Err(knit_core::Error::value(
+                ErrorCode::BadChannel,
+                "channel_open.channel (a slot the host still holds)",
+                open.channel.into(),
+                0,
+            ));
+        }
         match channel::attach(&self.region_view, open, 0, w.index) {
             Ok(ChannelEnd::Reader(reader)) => {
-                lock(&self.attached).insert((open.channel, open.epoch));
+                attached.insert((open.channel, open.epoch));
                 // A second announcement with the same tag replaces (and so aborts) the first.
-                lock(&self.channels).insert((position, open.tag), Ok(reader));
+                let replaced = lock(&self.channels).insert((position, open.tag), Ok(reader));
+                if let Some(Ok(old)) = replaced {
+                    forget(&mut attached, old);
+                    w.bell.ring(&Futex);
+                }
                 Ok(())
             }
             // The host writes no channel a worker opened: dropping the end aborts it.
@@ -54,11 +70,38 @@ impl Inner {
             Err(e) if e.code.is_violation() => Err(e),
             // CHAN-2, CHAN-5: aborted before the host attached; the caller hears why.
             Err(e) => {
-                lock(&self.channels).insert((position, open.tag), Err(CallError::from(e)));
+                let replaced =
+                    lock(&self.channels).insert((position, open.tag), Err(CallError::from(e)));
+                if let Some(Ok(old)) = replaced {
+                    forget(&mut attached, old);
+                    w.bell.ring(&Futex);
+                }
                 Ok(())
             }
         }
     }
+
+    /// Drops the announced channels not yet taken whose `(worker position, tag)` matches
+    /// `stale` (dropping a reader aborts its channel and releases it) and forgets their ends
+    /// in `attached`, so that their slots can be announced again (CHAN-14).
+    pub(crate) fn drop_incoming(&self, mut stale: impl FnMut(&(usize, u64)) -> bool) {
+        let removed: Vec<_> = {
+            let mut channels = lock(&self.channels);
+            let keys: Vec<(usize, u64)> = channels.keys().copied().filter(|k| stale(k)).collect();
+            keys.iter().filter_map(|k| channels.remove(k)).collect()
+        };
+        let mut attached = lock(&self.attached);
+        for reader in removed.into_iter().flatten() {
+            forget(&mut attached, reader);
+        }
+    }
+}
+
+/// Drops (aborting and releasing) a reading end and forgets it in `attached`.
+fn forget(attached: &mut HashSet<(u32, u32)>, reader: ChannelReader<'static>) {
+    let ch = reader.channel();
+    drop(reader);
+    attached.remove(&(ch.index, ch.epoch));
 }
 
 /// Waits until the worker of call `slot` announced a channel tagged with its request id, or the
@@ -249,9 +292,13 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         if let Some(reader) = self.reader.take() {
             let ch = reader.channel();
+            // Released and forgotten under one lock, so that a drain cannot see the slot
+            // reopened while it is still listed (CHAN-14).
+            let mut attached = lock(&self.inner.attached);
             // Dropping the reader aborts a channel still open and releases this end.
             drop(reader);
-            lock(&self.inner.attached).remove(&(ch.index, ch.epoch));
+            attached.remove(&(ch.index, ch.epoch));
+            drop(attached);
             if let Some(w) = self.inner.workers.get(self.worker) {
                 w.bell.ring(&Futex);
             }

@@ -395,7 +395,7 @@ impl Inner {
 
     /// Backpressure (CALL-2, RING-14): `WOULD_BLOCK` under [`Backpressure::Error`]; otherwise
     /// waits, unlocked, until the worker consumed requests or answered some.
-    fn wait_for_room(
+    pub(crate) fn wait_for_room(
         &self,
         w: &WorkerSlot,
         seen_head: u64,
@@ -564,7 +564,7 @@ impl Inner {
         }
     }
 
-    fn register(
+    pub(crate) fn register(
         &self,
         w: &WorkerSlot,
         st: &mut HostState,

@@ -197,7 +197,8 @@ pub(crate) fn start_worker(inner: &Inner, w: &WorkerSlot) {
         let mut st = lock(&w.state);
         // CHAN-10: release the previous owner's channel ends (and the host's ends of channels
         // whose announcement it never read); unclaimed ones are dropped (aborted) first.
-        lock(&inner.channels).retain(|(worker, _), _| *worker != (w.index - 1) as usize);
+        let position = (w.index - 1) as usize;
+        inner.drop_incoming(|&(worker, _)| worker == position);
         let attached = lock(&inner.attached).clone();
         if let Err(e) = knit_core::channel::release_for_dead(&inner.region_view, w.index, |ch| {
             !attached.contains(&(ch.index, ch.epoch))

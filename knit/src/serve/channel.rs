@@ -4,27 +4,16 @@
 use knit_core::channel::ChannelWriter;
 use knit_core::ErrorCode;
 
+use super::link::LoopLink;
 use crate::call::CONTENT_BYTES;
 use crate::error::{Error, Result};
-
-/// What a sender needs from the serve loop it runs in.
-pub(crate) trait ChannelLink {
-    /// Opens and announces a channel to the host tagged `tag`.
-    fn open_to_host(&self, tag: u64) -> Result<ChannelSender<'_>>;
-    /// Waits (spin, then park on the worker's doorbell) until `ready`, watching the host.
-    fn wait(&self, ready: &mut dyn FnMut() -> bool) -> Result<()>;
-    /// Rings the host's doorbell (WAIT-5).
-    fn ring_host(&self);
-    /// Turns a core error into the runtime's, poisoning the region for a violation (ERR-2).
-    fn fail(&self, e: knit_core::Error) -> Error;
-}
 
 /// The writing end of a channel from a worker to the host. Messages arrive in order, each
 /// exactly once (CHAN-3). Dropping it without [`ChannelSender::close`] aborts the channel
 /// with `CANCELLED`.
 pub struct ChannelSender<'r> {
     writer: ChannelWriter<'r>,
-    link: &'r dyn ChannelLink,
+    link: &'r dyn LoopLink,
 }
 
 impl std::fmt::Debug for ChannelSender<'_> {
@@ -36,7 +25,7 @@ impl std::fmt::Debug for ChannelSender<'_> {
 }
 
 impl<'r> ChannelSender<'r> {
-    pub(crate) fn new(writer: ChannelWriter<'r>, link: &'r dyn ChannelLink) -> Self {
+    pub(crate) fn new(writer: ChannelWriter<'r>, link: &'r dyn LoopLink) -> Self {
         ChannelSender { writer, link }
     }
 

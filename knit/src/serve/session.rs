@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use std::cell::RefCell;
 
-use knit_core::channel::{self, ChannelEnd, EndRole};
+use knit_core::channel::{self, ChannelEnd, ChannelReader, EndRole};
 use knit_core::fntable::FunctionTable;
 use knit_core::layout::ParticipantState;
 use knit_core::mailbox::{Outgoing, WorkerEvent, WorkerMailbox};
@@ -18,7 +18,9 @@ use knit_core::ring::RingRef;
 use knit_core::wait::Doorbell;
 use knit_core::ErrorCode;
 
-use super::channel::{ChannelLink, ChannelSender};
+use super::channel::ChannelSender;
+use super::inputs::Inputs;
+use super::link::{ChannelLink, InputLink, LoopLink};
 use super::{Context, Worker};
 use crate::clock::monotonic_ns;
 use crate::error::{Error, Result};
@@ -121,9 +123,25 @@ impl ChannelLink for StreamLink<'_, '_, '_, '_> {
         }
         Ok(ChannelSender::new(writer, self))
     }
+}
 
+impl LoopLink for StreamLink<'_, '_, '_, '_> {
     fn wait(&self, ready: &mut dyn FnMut() -> bool) -> Result<()> {
-        match self.session.wait_for(ready) {
+        self.session.wait(ready)
+    }
+
+    fn ring_host(&self) {
+        self.session.ring_host();
+    }
+
+    fn fail(&self, e: knit_core::Error) -> Error {
+        self.session.fail(e)
+    }
+}
+
+impl LoopLink for Session<'_, '_> {
+    fn wait(&self, ready: &mut dyn FnMut() -> bool) -> Result<()> {
+        match self.wait_for(ready) {
             Ok(()) => Ok(()),
             Err(Halt::Stopped) => Err(Error::protocol(
                 ErrorCode::Shutdown,
@@ -135,14 +153,24 @@ impl ChannelLink for StreamLink<'_, '_, '_, '_> {
     }
 
     fn ring_host(&self) {
-        self.session.host_bell.ring(&Futex);
+        self.host_bell.ring(&Futex);
     }
 
     fn fail(&self, e: knit_core::Error) -> Error {
-        match self.session.violation(e) {
+        match self.violation(e) {
             Halt::Failed(e) => e,
             Halt::Stopped => Error::from(e),
         }
+    }
+}
+
+impl InputLink for Session<'_, '_> {
+    fn take_input(&self, tag: u64) -> Option<Result<ChannelReader<'_>, knit_core::Error>> {
+        self.inputs.take(tag)
+    }
+
+    fn as_loop(&self) -> &dyn LoopLink {
+        self
     }
 }
 
@@ -159,6 +187,8 @@ struct Session<'a, 'w> {
     responses: RingRef<'a>,
     worker: &'w Worker,
     last_heartbeat: std::cell::Cell<u64>,
+    /// Channels the host opened for calls not yet run (spec/06).
+    inputs: Inputs<'a>,
 }
 
 /// Serves participant `slot` of `handle` with `worker`'s handlers.
@@ -200,10 +230,13 @@ pub(super) fn serve(handle: &RegionHandle, slot: u32, worker: &Worker) -> Result
         responses: mailbox.response,
         worker,
         last_heartbeat: std::cell::Cell::new(now),
+        inputs: Inputs::new(geometry.inflight_max()),
     };
     let outcome = WorkerMailbox::new(mailbox, geometry.inflight_max(), geometry.max_message_len())
         .map_err(Error::from)
         .and_then(|mut mbx| session.run(&mut mbx, &table));
+    // Channels the host opened for calls that will not run are aborted (CHAN-5).
+    session.inputs.clear();
     // PART-5, PART-10: DETACHED after the last ring write (a DEAD set by the host stays), then
     // wake the host (WAIT-5).
     let _ = session.me.detach();
@@ -233,13 +266,13 @@ impl<'a> Session<'a, '_> {
                 None => None,
                 Some(WorkerEvent::Shutdown) => return Ok(ServeOutcome::Shutdown),
                 Some(WorkerEvent::ChannelOpen(open)) => {
-                    // This worker API takes no channels from the host: attach and drop the end,
-                    // which aborts the channel with CANCELLED and releases it (CHAN-5, CHAN-9),
-                    // so that the host's writer is not left waiting.
-                    match channel::attach(&self.region, open, self.slot, 0) {
-                        Ok(end) => drop(end),
-                        Err(e) if e.code.is_violation() => return Err(self.violation(e)),
-                        Err(_) => {}
+                    // CHAN-2: held until the call it belongs to takes it.
+                    if self
+                        .inputs
+                        .accept(&self.region, self.slot, open)
+                        .map_err(|e| self.violation(e))?
+                    {
+                        self.ring_host();
                     }
                     Some(None)
                 }
@@ -276,6 +309,7 @@ impl<'a> Session<'a, '_> {
             match step {
                 Some(Some(Todo::Reply(request_id, reply))) => {
                     self.respond(mbx, request_id, &reply)?;
+                    self.call_ended(request_id);
                 }
                 Some(Some(Todo::Streaming(call, payload))) => {
                     let reply = {
@@ -290,11 +324,20 @@ impl<'a> Session<'a, '_> {
                         self.run_request(&call, payload, Some(&link))
                     };
                     self.respond(mbx, call.request_id, &reply)?;
+                    self.call_ended(call.request_id);
                 }
                 Some(None) => {}
                 None if released => {}
                 None => self.idle(seen_tail)?,
             }
+        }
+    }
+
+    /// After call `request_id` was answered: the host's channels for it (or for calls that will
+    /// never come) that its handler did not take are aborted.
+    fn call_ended(&self, request_id: u64) {
+        if self.inputs.drop_up_to(request_id) {
+            self.ring_host();
         }
     }
 
@@ -327,7 +370,8 @@ impl<'a> Session<'a, '_> {
             content_type,
             self.slot,
             link,
-        );
+        )
+        .with_input(self);
         // CANCEL-3: a request cancelled before it ran is answered without running it.
         if ctx.is_cancelled() {
             return error(ErrorCode::Cancelled, "cancelled before it ran".into());
