@@ -181,7 +181,7 @@ impl IdChoice {
         match self {
             IdChoice::Known(k) if !known.is_empty() => known[usize::from(k) % known.len()],
             IdChoice::Known(_) => 1,
-            IdChoice::Next => known.iter().max().map_or(1, |m| m + 1),
+            IdChoice::Next => known.iter().max().map_or(1, |m| m.saturating_add(1)),
             IdChoice::Raw(v) => v,
         }
     }
