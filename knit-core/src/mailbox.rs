@@ -1018,6 +1018,14 @@ impl<'a> WorkerResponses<'a> {
         self.sender.fits_one_record(ResponseHead::LEN, capacity)
     }
 
+    /// The largest payload a one-record response can carry: what
+    /// [`WorkerResponses::loan_response`] can lend (RING-1, at most `max_message_len`).
+    pub fn one_record_capacity(&self) -> usize {
+        let max_body = self.sender.producer.ring().max_body_len();
+        let limit = usize::try_from(self.max_message_len).unwrap_or(usize::MAX);
+        max_body.saturating_sub(ResponseHead::LEN).min(limit)
+    }
+
     /// Reserves a one-record response with room for `capacity` payload bytes, written in place
     /// (loan); commit it with [`Loan::commit`] and publish with [`WorkerResponses::publish`].
     /// `Ok(None)` when the ring lacks room now; `INVALID_ARGUMENT` before the HELLO, while a
@@ -1306,6 +1314,7 @@ mod tests {
         let most = 4096 / 2 - 8 - crate::records::ResponseHead::LEN;
         assert!(responses.fits_one_record(most));
         assert!(!responses.fits_one_record(most + 1));
+        assert_eq!(responses.one_record_capacity(), most);
         let Err(e) = responses.loan_response(1, 0, 0, most + 1) else {
             panic!("a loan larger than one record is refused");
         };

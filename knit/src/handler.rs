@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use knit_core::ErrorCode;
 
-use crate::serve::Context;
+use crate::serve::writer::BufferSink;
+use crate::serve::{Context, Responded, ResponseWriter};
 
 /// A request as a handler sees it.
 #[derive(Clone, Copy, Debug)]
@@ -96,6 +97,25 @@ pub type HandlerResult = Result<Vec<u8>, HandlerError>;
 /// A handler function, shared by every thread that serves it.
 pub type HandlerFn = Arc<dyn Fn(&Context<'_>, Request<'_>) -> HandlerResult + Send + Sync>;
 
+/// A handler that writes its result through a [`ResponseWriter`] (in place in the response
+/// ring when it fits one record), shared by every thread that serves it.
+pub type InPlaceFn = Arc<
+    dyn Fn(&Context<'_>, Request<'_>, ResponseWriter<'_>) -> Result<Responded, HandlerError>
+        + Send
+        + Sync,
+>;
+
+/// How the serve loop runs a handler.
+#[derive(Clone)]
+pub(crate) enum HandlerKind<'h> {
+    /// Returns its result as bytes, which are copied into the ring.
+    Bytes(&'h HandlerFn),
+    /// Like `Bytes`, on a private copy of the request (so it may open channels).
+    Streaming(&'h HandlerFn),
+    /// Writes its result through a [`ResponseWriter`].
+    InPlace(&'h InPlaceFn),
+}
+
 /// A set of named handlers; cheap to clone. Function ids are the handlers' positions plus 1,
 /// in the order they were added; names are unique (FN-1).
 #[derive(Clone, Default)]
@@ -107,9 +127,12 @@ pub struct Handlers {
 #[derive(Clone)]
 struct Entry {
     name: String,
+    /// The handler; for an in-place one, an adapter that runs it into a private buffer.
     f: HandlerFn,
     /// Gets a private copy of the request, so that it may open channels while it runs.
     streaming: bool,
+    /// The in-place form, which the serve loop runs with the response ring.
+    in_place: Option<InPlaceFn>,
 }
 
 impl Handlers {
@@ -141,15 +164,68 @@ impl Handlers {
         self
     }
 
+    /// Adds (or replaces) the handler of function `name`, which answers through a
+    /// [`ResponseWriter`]: its result is written straight into the response ring when it fits
+    /// one record (zero copy, spec/03 §3.3), and copied from a private buffer otherwise. Its
+    /// request is read in place too, so a one-record call copies nothing on the worker side.
+    ///
+    /// ```no_run
+    /// let handlers = knit::Handlers::new().handle_in_place("reverse", |_ctx, req, out| {
+    ///     let input = req.payload;
+    ///     out.write_with(input.len(), |buf| {
+    ///         for (dst, src) in buf.iter_mut().zip(input.iter().rev()) {
+    ///             *dst = *src;
+    ///         }
+    ///         input.len()
+    ///     })
+    /// });
+    /// ```
+    #[must_use]
+    pub fn handle_in_place<F>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(&Context<'_>, Request<'_>, ResponseWriter<'_>) -> Result<Responded, HandlerError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.insert_in_place(name, Arc::new(f));
+        self
+    }
+
     /// Adds (or replaces) the handler of function `name`; see [`Handlers::handle_streaming`]
     /// for `streaming`.
     pub fn insert(&mut self, name: &str, f: HandlerFn, streaming: bool) {
-        let entry = Entry {
+        self.put(Entry {
             name: name.to_owned(),
             f,
             streaming,
-        };
-        match self.list.iter_mut().find(|e| e.name == name) {
+            in_place: None,
+        });
+    }
+
+    /// Adds (or replaces) the in-place handler of function `name` (see
+    /// [`Handlers::handle_in_place`]).
+    pub fn insert_in_place(&mut self, name: &str, f: InPlaceFn) {
+        let run = InPlaceFn::clone(&f);
+        // What `get` hands out: the handler run into a private buffer, for callers outside a
+        // serve loop.
+        let adapter: HandlerFn = Arc::new(move |ctx: &Context<'_>, req: Request<'_>| {
+            let mut sink = BufferSink { result: None };
+            let _responded = run(ctx, req, ResponseWriter::new(&mut sink, ctx))?;
+            sink.result.ok_or_else(|| {
+                HandlerError::failed("the handler returned without writing its result")
+            })
+        });
+        self.put(Entry {
+            name: name.to_owned(),
+            f: adapter,
+            streaming: false,
+            in_place: Some(f),
+        });
+    }
+
+    fn put(&mut self, entry: Entry) {
+        match self.list.iter_mut().find(|e| e.name == entry.name) {
             Some(e) => *e = entry,
             None => self.list.push(entry),
         }
@@ -158,7 +234,7 @@ impl Handlers {
     /// Adds every handler of `other`, replacing those of the same name.
     pub fn extend(&mut self, other: &Handlers) {
         for e in &other.list {
-            self.insert(&e.name, HandlerFn::clone(&e.f), e.streaming);
+            self.put(e.clone());
         }
     }
 
@@ -175,9 +251,24 @@ impl Handlers {
         self.list.get(index)
     }
 
-    /// The handler of function `id`.
+    /// The handler of function `id`. For an in-place handler, a form that runs it into a
+    /// private buffer and returns the bytes.
     pub fn get(&self, id: u32) -> Option<&HandlerFn> {
         self.entry(id).map(|e| &e.f)
+    }
+
+    /// How the serve loop runs function `id`.
+    pub(crate) fn kind(&self, id: u32) -> Option<HandlerKind<'_>> {
+        self.entry(id).map(|e| match (&e.in_place, e.streaming) {
+            (Some(f), _) => HandlerKind::InPlace(f),
+            (None, true) => HandlerKind::Streaming(&e.f),
+            (None, false) => HandlerKind::Bytes(&e.f),
+        })
+    }
+
+    /// True when function `id` was added with [`Handlers::handle_in_place`].
+    pub fn is_in_place(&self, id: u32) -> bool {
+        self.entry(id).is_some_and(|e| e.in_place.is_some())
     }
 
     /// The name of function `id`.

@@ -39,7 +39,7 @@ pub use call::{CallError, CallOptions, CallResult, Payload, Response};
 pub use clock::{monotonic_ns, realtime_ns};
 pub use error::{Error, Result};
 pub use futex::{Futex, WaitOutcome};
-pub use handler::{HandlerError, HandlerResult, Handlers, Request};
+pub use handler::{HandlerError, HandlerResult, Handlers, InPlaceFn, Request};
 pub use identity::{is_alive, ProcessIdentity};
 pub use name::RegionName;
 pub use pool::{
@@ -47,6 +47,8 @@ pub use pool::{
 };
 pub use region_dir::RegionDir;
 pub use region_handle::RegionHandle;
-pub use serve::{ChannelReceiver, ChannelSender, Context, ServeOutcome, Worker};
+pub use serve::{
+    ChannelReceiver, ChannelSender, Context, Responded, ResponseWriter, ServeOutcome, Worker,
+};
 pub use shm::{unlink, Mapping};
 pub use spin::SpinPolicy;

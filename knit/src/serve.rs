@@ -14,6 +14,7 @@ mod inputs;
 mod link;
 mod receiver;
 mod session;
+pub(crate) mod writer;
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,15 +25,16 @@ use knit_core::ErrorCode;
 
 use crate::attach::DEFAULT_ATTACH_TIMEOUT;
 use crate::error::{Error, Result};
-use crate::handler::{HandlerResult, Handlers, Request};
+use crate::handler::{HandlerError, HandlerResult, Handlers, Request};
 use crate::region_handle::RegionHandle;
 use crate::spin::SpinPolicy;
 
 pub use channel::ChannelSender;
 pub use receiver::ChannelReceiver;
 pub use session::ServeOutcome;
+pub use writer::{Responded, ResponseWriter};
 
-use link::{ChannelLink, InputLink};
+use link::{ChannelLink, InputLink, LoopLink};
 
 /// The environment variable naming the region (MAP-5).
 pub const ENV_REGION: &str = "KNIT_REGION";
@@ -264,6 +266,20 @@ impl Worker {
         F: Fn(&Context<'_>, Request<'_>) -> HandlerResult + Send + Sync + 'static,
     {
         self.handlers = self.handlers.handle_streaming(name, f);
+        self
+    }
+
+    /// Adds a handler that writes its result in place in the response ring (see
+    /// [`Handlers::handle_in_place`]).
+    #[must_use]
+    pub fn handle_in_place<F>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(&Context<'_>, Request<'_>, ResponseWriter<'_>) -> Result<Responded, HandlerError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.handlers = self.handlers.handle_in_place(name, f);
         self
     }
 

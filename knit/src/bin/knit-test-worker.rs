@@ -116,6 +116,16 @@ fn main() {
             tx.close()?;
             Ok(Vec::new())
         })
+        .handle_in_place("pattern_in_place", |_ctx, req, out| {
+            // `len` bytes of a pattern, written in the response ring when they fit one record.
+            let len = count(req.payload)? as usize;
+            out.write_with(len, |buf| {
+                for (i, b) in buf.iter_mut().enumerate() {
+                    *b = (i % 251) as u8;
+                }
+                len
+            })
+        })
         .handle("digest", |ctx, _req| {
             // Reads the host's channel to the end, each message in place (zero copy).
             let mut input = ctx.take_input_channel()?;

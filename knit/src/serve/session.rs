@@ -2,6 +2,8 @@
 //! handlers, respond, park when idle, watch the host (LIVE-4) and the poison word (LIVE-6),
 //! detach (PART-5).
 
+mod sink;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 
@@ -10,7 +12,7 @@ use std::cell::RefCell;
 use knit_core::channel::{self, ChannelEnd, ChannelReader, EndRole};
 use knit_core::fntable::FunctionTable;
 use knit_core::layout::ParticipantState;
-use knit_core::mailbox::{Outgoing, WorkerEvent, WorkerMailbox};
+use knit_core::mailbox::{Outgoing, WorkerEvent, WorkerMailbox, WorkerResponses};
 use knit_core::message::Payload;
 use knit_core::participant::{Identity, Participant};
 use knit_core::region::Region;
@@ -21,15 +23,17 @@ use knit_core::ErrorCode;
 use super::channel::ChannelSender;
 use super::inputs::Inputs;
 use super::link::{ChannelLink, InputLink, LoopLink};
+use super::writer::ResponseWriter;
 use super::{Context, Worker};
 use crate::clock::monotonic_ns;
 use crate::error::{Error, Result};
 use crate::futex::Futex;
-use crate::handler::Request;
+use crate::handler::{HandlerKind, InPlaceFn, Request};
 use crate::identity::ProcessIdentity;
 use crate::liveness::{peer_status, PeerStatus};
 use crate::region_handle::{RegionHandle, IMPL_NAME};
 use crate::spin::{wait, Stop};
+use sink::RingSink;
 
 /// How a serve loop ended without an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,8 +61,17 @@ impl From<Error> for Halt {
 
 /// What to answer a request with.
 enum Reply {
-    Ok { content_type: u32, bytes: Vec<u8> },
-    Err { status: u32, message: String },
+    Ok {
+        content_type: u32,
+        bytes: Vec<u8>,
+    },
+    Err {
+        status: u32,
+        message: String,
+    },
+    /// The handler's [`super::ResponseWriter`] already wrote the response (CALL-3: nothing
+    /// more is sent for the call).
+    Sent,
 }
 
 /// A request's header fields, copied out of the ring.
@@ -77,11 +90,11 @@ enum Todo {
     Streaming(Call, Result<Vec<u8>, u64>),
 }
 
-/// What the loop does for a streaming handler's channels (spec/06): the mailbox end is lent
-/// to it for the announcements (CHAN-2).
+/// What the loop does for a streaming handler's channels (spec/06): the response half of the
+/// mailbox is lent to it for the announcements (CHAN-2).
 struct StreamLink<'s, 'a, 'w, 'm> {
     session: &'s Session<'a, 'w>,
-    mbx: RefCell<&'m mut WorkerMailbox<'a>>,
+    mbx: RefCell<&'m mut WorkerResponses<'a>>,
 }
 
 impl ChannelLink for StreamLink<'_, '_, '_, '_> {
@@ -254,13 +267,18 @@ impl<'a> Session<'a, '_> {
     }
 
     fn run_inner(&self, mbx: &mut WorkerMailbox<'a>, table: &[u8]) -> Result<ServeOutcome, Halt> {
+        // The request half is read while the response half is written: a request borrowed in
+        // place can be answered in place (zero copy on both rings).
+        let (requests, responses) = mbx.split();
         // MBX-2: HELLO first.
-        let mut hello = mbx.start_hello(table).map_err(|e| self.violation(e))?;
-        self.send(mbx, &mut hello)?;
+        let mut hello = responses
+            .start_hello(table)
+            .map_err(|e| self.violation(e))?;
+        self.send(responses, &mut hello)?;
         loop {
             // Taken before the poll, so a record published after it wakes the park below.
             let seen_tail = self.requests.load_tail();
-            let polled = mbx.poll().map_err(|e| self.violation(e))?;
+            let polled = requests.poll().map_err(|e| self.violation(e))?;
             let mut released = polled.released;
             let step = match polled.event {
                 None => None,
@@ -290,40 +308,41 @@ impl<'a> Session<'a, '_> {
                         let owned = r.payload.into_vec().ok_or(len);
                         Some(Some(Todo::Streaming(call, owned)))
                     } else {
-                        let reply = match &r.payload {
-                            Payload::Unavailable { len } => {
-                                self.run_request(&call, Err(*len), None)
-                            }
-                            p => self.run_request(&call, Ok(p.bytes()), None),
+                        // The handler reads the request in place; an in-place handler writes
+                        // its response meanwhile.
+                        let payload = match &r.payload {
+                            Payload::Unavailable { len } => Err(*len),
+                            p => Ok(p.bytes()),
                         };
+                        let reply = self.run_request(&call, payload, None, Some(&mut *responses));
                         r.payload.release();
-                        Some(Some(Todo::Reply(call.request_id, reply)))
+                        Some(Some(Todo::Reply(call.request_id, reply?)))
                     }
                 }
             };
-            released |= mbx.publish_head();
+            released |= requests.publish_head();
             if released {
                 // WAIT-6: the host may wait for request space.
                 self.host_bell.ring(&Futex);
             }
             match step {
                 Some(Some(Todo::Reply(request_id, reply))) => {
-                    self.respond(mbx, request_id, &reply)?;
+                    self.respond(responses, request_id, &reply)?;
                     self.call_ended(request_id);
                 }
                 Some(Some(Todo::Streaming(call, payload))) => {
                     let reply = {
                         let link = StreamLink {
                             session: self,
-                            mbx: RefCell::new(&mut *mbx),
+                            mbx: RefCell::new(&mut *responses),
                         };
                         let payload = match &payload {
                             Ok(bytes) => Ok(bytes.as_slice()),
                             Err(len) => Err(*len),
                         };
-                        self.run_request(&call, payload, Some(&link))
+                        self.run_request(&call, payload, Some(&link), None)?
                     };
-                    self.respond(mbx, call.request_id, &reply)?;
+                    self.respond(responses, call.request_id, &reply)?;
                     self.call_ended(call.request_id);
                 }
                 Some(None) => {}
@@ -342,13 +361,16 @@ impl<'a> Session<'a, '_> {
     }
 
     /// Decides and runs one request (CALL-5, CANCEL-3, CALL-9, CALL-6). `payload` is the
-    /// request's bytes, or the length of a payload that could not be held.
+    /// request's bytes, or the length of a payload that could not be held. An in-place
+    /// handler writes its response through `responses` (then the reply is [`Reply::Sent`]);
+    /// without them it runs into a private buffer.
     fn run_request(
         &self,
         call: &Call,
         payload: Result<&[u8], u64>,
         link: Option<&dyn ChannelLink>,
-    ) -> Reply {
+        responses: Option<&mut WorkerResponses<'a>>,
+    ) -> Result<Reply, Halt> {
         let Call {
             request_id,
             function_id,
@@ -356,12 +378,12 @@ impl<'a> Session<'a, '_> {
             deadline_ns,
         } = *call;
         let handlers = &self.worker.handlers;
-        let Some(handler) = handlers.get(function_id) else {
+        let Some(kind) = handlers.kind(function_id) else {
             // CALL-5
-            return error(
+            return Ok(error(
                 ErrorCode::UnknownFunction,
                 format!("no function with id {function_id}"),
-            );
+            ));
         };
         let ctx = Context::new(
             request_id,
@@ -374,30 +396,47 @@ impl<'a> Session<'a, '_> {
         .with_input(self);
         // CANCEL-3: a request cancelled before it ran is answered without running it.
         if ctx.is_cancelled() {
-            return error(ErrorCode::Cancelled, "cancelled before it ran".into());
+            return Ok(error(
+                ErrorCode::Cancelled,
+                "cancelled before it ran".into(),
+            ));
         }
         // CALL-9
         if deadline_ns != 0 && monotonic_ns() >= deadline_ns {
-            return error(
+            return Ok(error(
                 ErrorCode::DeadlineExceeded,
                 "deadline passed before it ran".into(),
-            );
+            ));
         }
         let payload = match payload {
             Ok(bytes) => bytes,
             Err(len) => {
-                return error(
+                return Ok(error(
                     ErrorCode::PayloadTooLarge,
                     format!("request payload of {len} bytes could not be held"),
-                );
+                ));
             }
         };
         let request = Request {
             payload,
             content_type,
         };
+        let name = handlers.name(function_id).unwrap_or("?");
+        let f = match (kind, responses) {
+            (HandlerKind::InPlace(f), Some(responses)) => {
+                return self.run_in_place(f, &ctx, request, responses, name);
+            }
+            (HandlerKind::InPlace(_), None) => handlers.get(function_id),
+            (HandlerKind::Bytes(f) | HandlerKind::Streaming(f), _) => Some(f),
+        };
+        let Some(f) = f else {
+            return Ok(error(
+                ErrorCode::UnknownFunction,
+                format!("no function with id {function_id}"),
+            ));
+        };
         // CALL-6: a panic is a failure of this call only; the loop keeps serving.
-        match catch_unwind(AssertUnwindSafe(|| handler(&ctx, request))) {
+        Ok(match catch_unwind(AssertUnwindSafe(|| f(&ctx, request))) {
             Ok(Ok(bytes)) => Reply::Ok {
                 content_type: ctx.content_type(),
                 bytes,
@@ -406,19 +445,45 @@ impl<'a> Session<'a, '_> {
                 status: e.code,
                 message: e.message,
             },
-            Err(panic) => {
-                let name = handlers.name(function_id).unwrap_or("?");
-                let text = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a non-string panic payload".to_owned());
-                error(
-                    ErrorCode::HandlerFailed,
-                    format!("handler `{name}` panicked: {text}"),
-                )
-            }
+            Err(panic) => panicked(name, &*panic),
+        })
+    }
+
+    /// Runs an in-place handler with a [`ResponseWriter`] over the response ring: the
+    /// response is written by the handler, in place when it fits one record (CALL-3: exactly
+    /// once; a failure after it is not answered again).
+    fn run_in_place(
+        &self,
+        f: &InPlaceFn,
+        ctx: &Context<'_>,
+        request: Request<'_>,
+        responses: &mut WorkerResponses<'a>,
+        name: &str,
+    ) -> Result<Reply, Halt> {
+        let mut sink = RingSink::new(self, responses, ctx.request_id());
+        // CALL-6: a panic is a failure of this call only; the loop keeps serving. A loan
+        // the panic abandoned was never committed, so nothing of it reaches the host.
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            f(ctx, request, ResponseWriter::new(&mut sink, ctx))
+        }));
+        if let Some(halt) = sink.take_halt() {
+            return Err(halt);
         }
+        if sink.sent() {
+            return Ok(Reply::Sent);
+        }
+        Ok(match outcome {
+            // A `Responded` from another call proves nothing for this one.
+            Ok(Ok(_)) => error(
+                ErrorCode::HandlerFailed,
+                format!("handler `{name}` returned without writing its result"),
+            ),
+            Ok(Err(e)) => Reply::Err {
+                status: e.code,
+                message: e.message,
+            },
+            Err(panic) => panicked(name, &*panic),
+        })
     }
 
     /// The cancel entry of `request_id` (spec/05 §5.5), for [`Context::is_cancelled`].
@@ -431,7 +496,7 @@ impl<'a> Session<'a, '_> {
 
     fn respond(
         &self,
-        mbx: &mut WorkerMailbox<'_>,
+        mbx: &mut WorkerResponses<'_>,
         request_id: u64,
         reply: &Reply,
     ) -> Result<(), Halt> {
@@ -441,12 +506,13 @@ impl<'a> Session<'a, '_> {
                 bytes,
             } => mbx.start_response(request_id, 0, *content_type, bytes),
             Reply::Err { status, message } => mbx.error_response(request_id, *status, message),
+            Reply::Sent => return Ok(()),
         };
         self.send(mbx, &mut out)
     }
 
     /// Writes `out` completely, waiting for response space (WAIT-6) while watching the host.
-    fn send(&self, mbx: &mut WorkerMailbox<'_>, out: &mut Outgoing<'_>) -> Result<(), Halt> {
+    fn send(&self, mbx: &mut WorkerResponses<'_>, out: &mut Outgoing<'_>) -> Result<(), Halt> {
         loop {
             let seen_head = self.responses.load_head();
             let sent = mbx.write(out).map_err(|e| self.violation(e))?;
@@ -531,6 +597,19 @@ impl<'a> Session<'a, '_> {
         }
         Halt::Failed(Error::from(e))
     }
+}
+
+/// The failure of a handler that panicked (CALL-6), naming it and the panic's text.
+fn panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Reply {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    error(
+        ErrorCode::HandlerFailed,
+        format!("handler `{name}` panicked: {text}"),
+    )
 }
 
 fn error(code: ErrorCode, message: String) -> Reply {
