@@ -153,12 +153,30 @@ impl<'a> Region<'a> {
         Ok(region)
     }
 
+    /// A view of a region whose geometry was validated before, by [`Region::format`] or
+    /// [`Region::attach`] on this same memory: for a caller that keeps the memory and the
+    /// geometry (HDR-5: the geometry is never re-read, so nothing is read here) but cannot keep
+    /// a view borrowed from it, such as a handle that owns its mapping.
+    ///
+    /// `mem` is cut to `region_len` bytes. It should hold at least that many, as `format` and
+    /// `attach` checked for the memory the geometry came from; a shorter `mem` (or the
+    /// geometry of another region) is not memory-unsafe, only wrong: every section is located
+    /// inside `mem` with a bounds check, so sections past its end are refused with
+    /// `BAD_LAYOUT` by the accessors and nothing outside `mem` is ever touched. A
+    /// [`Geometry`] exists only as the result of [`Geometry::compute`] or
+    /// [`Geometry::from_header`], so its own values always passed HDR-6.
+    pub fn from_validated(mem: SharedMem<'a>, geometry: Geometry) -> Region<'a> {
+        let mem = mem.sub(0, geometry.region_len()).unwrap_or(mem);
+        Region { mem, geometry }
+    }
+
     /// The validated geometry (a private copy; HDR-5).
     pub fn geometry(&self) -> &Geometry {
         &self.geometry
     }
 
-    /// The region's memory: exactly `region_len` bytes.
+    /// The region's memory: exactly `region_len` bytes (fewer only for a view that
+    /// [`Region::from_validated`] made over a shorter memory).
     pub fn memory(&self) -> SharedMem<'a> {
         self.mem
     }
@@ -428,6 +446,49 @@ mod tests {
         ] {
             assert_eq!(e.code, ErrorCode::InvalidArgument);
         }
+    }
+
+    #[test]
+    fn a_view_from_the_validated_geometry_is_the_attached_region() {
+        let p = small();
+        let len = region_len(&p);
+        let buf = TestMem::new(len + 64);
+        let created = Region::format(buf.mem(), &p, &HOST, [9; 16], 0).unwrap();
+        let again = Region::from_validated(buf.mem(), *created.geometry());
+        // Cut to region_len, and every section at the same place (nothing re-read, HDR-5).
+        assert_eq!(again.memory().len(), len);
+        assert_eq!(again.memory().as_ptr(), created.memory().as_ptr());
+        let (a, b) = (again.mailbox(1).unwrap(), created.mailbox(1).unwrap());
+        assert_eq!(a.request.data.as_ptr(), b.request.data.as_ptr());
+        assert_eq!(a.response.ctrl.as_ptr(), b.response.ctrl.as_ptr());
+        assert_eq!(
+            again.channel_slot(0).unwrap().ring.data.as_ptr(),
+            created.channel_slot(0).unwrap().ring.data.as_ptr()
+        );
+        assert_eq!(
+            again.participant(0).unwrap().state().unwrap(),
+            ParticipantState::Active
+        );
+    }
+
+    #[test]
+    fn a_view_over_too_little_memory_refuses_what_lies_outside() {
+        let p = small();
+        let len = region_len(&p);
+        let buf = TestMem::new(len);
+        let created = Region::format(buf.mem(), &p, &HOST, [9; 16], 0).unwrap();
+        // Only the header, control block and participant table: the misuse is caught by the
+        // bounds checks, never by touching bytes outside the memory given.
+        let short = buf.mem().sub(0, r_mailbox_start(&created)).unwrap();
+        let view = Region::from_validated(short, *created.geometry());
+        assert_eq!(view.memory().len(), short.len());
+        assert!(view.participant(2).is_ok());
+        assert_eq!(view.mailbox(0).unwrap_err().code, ErrorCode::BadLayout);
+        assert_eq!(view.channel_slot(0).unwrap_err().code, ErrorCode::BadLayout);
+    }
+
+    fn r_mailbox_start(r: &Region<'_>) -> usize {
+        r.geometry().mailbox_layout(0).unwrap().cancel.offset
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! [`RegionHandle`]: a shared mapping together with the geometry validated once when the region
-//! was created or attached (HDR-5), handing out [`Region`] views tied to the handle's lifetime.
+//! was created or attached (HDR-5), handing out [`Region`] views tied to the handle's lifetime
+//! ([`Region::from_validated`]: a view never outlives a borrow of the handle, so making one
+//! needs no `unsafe`). The one exception is the crate-private `region_unbounded`, for the
+//! pool's long-lived structures that live next to a clone of the handle; it is `unsafe` and
+//! states its contract.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,10 +29,10 @@ pub const IMPL_NAME: &str = concat!("knit-rs ", env!("CARGO_PKG_VERSION"));
 /// never re-read from shared memory (HDR-5, VER-3).
 #[derive(Clone, Debug)]
 pub struct RegionHandle {
-    /// The view built once over `mapping`. Its `'static` is private: it is only handed out
-    /// shortened to a borrow of `self` (or, inside the crate, under the contract of
-    /// [`RegionHandle::region_unbounded`]).
-    region: Region<'static>,
+    /// The geometry validated when the region was formatted or attached over `mapping`.
+    geometry: Geometry,
+    /// At least `region_len` bytes (created with that length, or truncated to it after the
+    /// header was validated, MAP-6); shared, so it never shrinks while a clone lives.
     mapping: Arc<Mapping>,
 }
 
@@ -58,9 +63,12 @@ impl RegionHandle {
         };
         // HDR-8: region_id from the OS CSPRNG.
         let region_id = crate::random::region_id()?;
-        let mapping = Arc::new(mapping);
-        let region = Region::format(unbounded(&mapping), params, &host, region_id, realtime_ns())?;
-        Ok(RegionHandle { region, mapping })
+        let region = Region::format(mapping.as_shared(), params, &host, region_id, realtime_ns())?;
+        let geometry = *region.geometry();
+        Ok(RegionHandle {
+            geometry,
+            mapping: Arc::new(mapping),
+        })
     }
 
     /// Attaches to the named region `name`, waiting at most `timeout` for it to be READY
@@ -77,14 +85,16 @@ impl RegionHandle {
     /// Wraps a mapping that holds a READY region (for example one received as a descriptor,
     /// MAP-4), validating its header once (HDR-5).
     pub fn from_mapping(mapping: Mapping) -> Result<RegionHandle> {
-        let mapping = Arc::new(mapping);
-        let region = Region::attach(unbounded(&mapping))?;
-        Ok(RegionHandle { region, mapping })
+        let geometry = *Region::attach(mapping.as_shared())?.geometry();
+        Ok(RegionHandle {
+            geometry,
+            mapping: Arc::new(mapping),
+        })
     }
 
     /// A view of the region, tied to this handle.
     pub fn region(&self) -> Region<'_> {
-        self.region
+        Region::from_validated(self.mapping.as_shared(), self.geometry)
     }
 
     /// A view of the region whose lifetime the compiler does not track, for the runtime's
@@ -95,12 +105,22 @@ impl RegionHandle {
     /// derived from it exists, and never hands the view or anything derived from it out with a
     /// lifetime longer than a borrow of that clone.
     pub(crate) unsafe fn region_unbounded(&self) -> Region<'static> {
-        self.region
+        let mem = self.mapping.as_shared();
+        // SAFETY: `mem` covers the live MAP_SHARED mapping owned by `self.mapping`, and the
+        // caller keeps a clone of this handle, hence of that `Arc`, alive as long as the view
+        // or anything derived from it lives (this function's contract). The pages stay mapped
+        // that long: they are unmapped when the last `Arc` drops, and `Mapping::truncate`
+        // needs the mapping by value, impossible behind an `Arc`. The rest of
+        // `SharedMem::new`'s contract (readable and writable, 8-aligned, never referenced as a
+        // Rust slice) carries over from `mem`, whose pointer comes from a `NonNull` and so is
+        // not null.
+        let mem = unsafe { SharedMem::new(NonNull::new_unchecked(mem.as_ptr()), mem.len()) };
+        Region::from_validated(mem, self.geometry)
     }
 
     /// The validated geometry (a private copy; HDR-5).
     pub fn geometry(&self) -> &Geometry {
-        self.region.geometry()
+        &self.geometry
     }
 
     /// The region's name, for a named region.
@@ -115,21 +135,6 @@ impl RegionHandle {
             None => Ok(()),
         }
     }
-}
-
-/// The whole mapping as a view whose lifetime is not tracked; only stored in a
-/// [`RegionHandle`] next to the `Arc` that keeps the mapping alive.
-fn unbounded(mapping: &Arc<Mapping>) -> SharedMem<'static> {
-    let mem = mapping.as_shared();
-    // SAFETY: `mem` covers the live MAP_SHARED mapping owned by `mapping`. Every caller stores
-    // the result only inside a `RegionHandle` together with a clone of this `Arc`, which keeps
-    // the pages mapped (they are unmapped when the last `Arc` drops, and `Mapping::truncate`
-    // needs the mapping by value, impossible behind an `Arc`). The handle hands the view out
-    // only shortened to a borrow of itself (`region`) or under `region_unbounded`'s contract.
-    // The rest of `SharedMem::new`'s contract (readable and writable, 8-aligned, never
-    // referenced as a Rust slice) carries over from `mem`, whose pointer comes from a
-    // `NonNull` and so is not null.
-    unsafe { SharedMem::new(core::ptr::NonNull::new_unchecked(mem.as_ptr()), mem.len()) }
 }
 
 /// HDR-2: an `UNSUPPORTED_VERSION` error names the region's `major.minor` and the versions this
