@@ -21,8 +21,8 @@ use knit_core::layout::{
     IMPL_NAME_LEN, INIT_STATE_OFFSET, POISONED_BY_OFFSET, POISON_CODE_OFFSET, P_BELL_SEQ,
     P_BELL_SLEEPERS, P_EPOCH, P_HEARTBEAT, P_IMPL_NAME, P_PID, P_ROLE, P_START_TIME, P_STATE,
 };
-use knit_core::participant::{Identity, Participant};
 use knit_core::message::{MessageHead, OutgoingMessage};
+use knit_core::participant::{Identity, Participant};
 use knit_core::records::{
     ChannelOpen, DataHead, HelloHead, RequestHead, ResponseHead, FLAGS_SINGLE, TYPE_CHANNEL_OPEN,
     TYPE_CONT, TYPE_DATA, TYPE_END, TYPE_HELLO, TYPE_REQUEST, TYPE_RESPONSE, TYPE_SHUTDOWN,
@@ -731,7 +731,8 @@ pub fn record_vectors() -> Vec<RecordVector> {
         name: "record-data",
         ring_kind: "channel",
         spec: &["MSG-1", "MSG-7", "CHAN-3"],
-        about: "A channel ring holding one DATA message (16 payload bytes) in one FIRST|LAST record.",
+        about:
+            "A channel ring holding one DATA message (16 payload bytes) in one FIRST|LAST record.",
         bytes: single(TYPE_DATA, &[&data.encode()[..], &p].concat()),
         fields: with_ring_fields(fields, size),
     });
@@ -787,7 +788,6 @@ pub fn record_vectors() -> Vec<RecordVector> {
     });
     out
 }
-
 
 fn describe(
     name: &str,

@@ -21,7 +21,10 @@ const NAMES: [&str; 4] = ["region", "header", "participant", "ring-after-wrap"];
 
 /// The record-kind vectors, as the generator names them.
 fn record_names() -> Vec<&'static str> {
-    gen_vectors::record_vectors().iter().map(|v| v.name).collect()
+    gen_vectors::record_vectors()
+        .iter()
+        .map(|v| v.name)
+        .collect()
 }
 
 /// Every vector.
@@ -130,7 +133,11 @@ fn offset_of(d: &Value, name: &str) -> usize {
 #[test]
 fn the_core_still_produces_exactly_the_files() {
     let generated = gen_vectors::all();
-    assert_eq!(generated.len(), 2 * all_names().len(), "one .bin and one .json per vector");
+    assert_eq!(
+        generated.len(),
+        2 * all_names().len(),
+        "one .bin and one .json per vector"
+    );
     for name in all_names() {
         for ext in ["bin", "json"] {
             let file = format!("{name}.{ext}");
@@ -394,7 +401,8 @@ fn the_record_vectors_decode_through_the_reassembler() {
         let view = mem.mem();
         let ring = RingRef::new(
             view.sub(0, RING_CTRL_LEN).unwrap(),
-            view.sub(RING_CTRL_LEN, image.len() - RING_CTRL_LEN).unwrap(),
+            view.sub(RING_CTRL_LEN, image.len() - RING_CTRL_LEN)
+                .unwrap(),
         )
         .unwrap();
         let mut consumer = Consumer::new(ring);
@@ -424,13 +432,17 @@ fn the_record_vectors_decode_through_the_reassembler() {
                             }
                             MessageHead::Hello(h) => {
                                 assert_eq!(h.payload_len, value_of(&d, "record.body.payload_len"));
-                                let t = knit_core::fntable::FunctionTable::decode(&payload).unwrap();
+                                let t =
+                                    knit_core::fntable::FunctionTable::decode(&payload).unwrap();
                                 for (id, fname) in gen_vectors::HELLO_FUNCTIONS {
                                     assert_eq!(t.lookup(fname), Ok(id));
                                 }
                             }
                             MessageHead::Data(h) if name == "record-cont" => {
-                                assert_eq!(h.payload_len, value_of(&d, "record[0].body.payload_len"));
+                                assert_eq!(
+                                    h.payload_len,
+                                    value_of(&d, "record[0].body.payload_len")
+                                );
                                 assert_eq!(payload, gen_vectors::cont_payload());
                             }
                             MessageHead::Data(h) => {
@@ -452,6 +464,10 @@ fn the_record_vectors_decode_through_the_reassembler() {
             }
         }
         assert_eq!(delivered, Some(name), "{name}: delivered what it holds");
-        assert_eq!(consumer.head(), value_of(&d, "ring.tail"), "{name}: all consumed");
+        assert_eq!(
+            consumer.head(),
+            value_of(&d, "ring.tail"),
+            "{name}: all consumed"
+        );
     }
 }

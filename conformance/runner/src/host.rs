@@ -796,12 +796,20 @@ impl<'a> HostState<'a> {
             // Only a record that did not wrap is flipped (its header is where `pos` says).
             let off = (pos % cap) as usize;
             let true_len = (40 + len) as u32;
+            // The other value: by default one far past the tail and the data area, which a
+            // consumer that loads `len` once refuses (RING-9) and one that reads it again after
+            // validating may use to read out of bounds.
+            let other = a
+                .get("flip_to")
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0x7FFF_FFF8);
             let stop = std::sync::atomic::AtomicBool::new(false);
             let reply = std::thread::scope(|sc| {
                 sc.spawn(|| {
                     let mut n = 0u32;
                     while !stop.load(Ordering::Relaxed) {
-                        let v = if n % 2 == 0 { true_len - 8 } else { true_len };
+                        let v = if n % 2 == 0 { other } else { true_len };
                         let _ = data.write(off, &v.to_le_bytes());
                         n = n.wrapping_add(1);
                         std::hint::spin_loop();

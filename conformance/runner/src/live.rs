@@ -14,6 +14,7 @@ use crate::host::HostActor;
 use crate::images::params;
 use crate::payload::hex;
 use crate::workers::{RawWorker, ServeThread};
+use knit_core::ErrorCode;
 
 /// What the runner holds during one case.
 #[derive(Default)]
@@ -275,6 +276,7 @@ impl Runner {
                 Ok(ok())
             }
             "stats_check" => self.stats_check(ctx, a),
+            "double_fetch" => self.double_fetch(ctx, a),
             "region_check" => Ok(region_check(a)),
             "unlink_region" => {
                 // A region left by a peer that was killed (MAP-3: its creator cannot unlink).
@@ -290,6 +292,68 @@ impl Runner {
             }
             other => Err(RunnerError::Suite(format!("unknown runner op {other}"))),
         }
+    }
+
+    /// Double-fetch attack in fresh regions (SEC-2, RING-12): up to `attempts` times, a new
+    /// region, the agent's worker, and [`HostState`](crate::host::HostState)'s `flip_calls`.
+    /// An attempt ends in exact echoes or in a violation the worker reported (`POISONED`); any
+    /// other end (the worker gone without poisoning, another error, other bytes, the agent
+    /// dead) is the observation returned at once.
+    fn double_fetch(&mut self, ctx: &mut Ctx, a: &Value) -> Result<Value, RunnerError> {
+        let attempts = u64_of(a, "attempts", 10);
+        let fs = a
+            .get("functions")
+            .cloned()
+            .unwrap_or_else(|| json!([{"name": "echo"}]));
+        let mut poisoned = 0;
+        for attempt in 0..attempts {
+            let host = HostActor::create(params(Some(&json!({"worker_slots": 1})))?)?;
+            let reserve = host.command("reserve", &json!({"slot": 1}));
+            if reserve.get("status").and_then(Value::as_str) != Some("ok") {
+                return Err(RunnerError::Suite(format!("reserve: {reserve}")));
+            }
+            let bound = ctx.left();
+            let serve = json!({"cmd": "serve", "region": host.name, "slot": 1, "functions": fs});
+            self.agent()?
+                .request(serve, bound)
+                .map_err(RunnerError::Agent)?;
+            let hello = host.command("wait_hello", &json!({"slot": 1}));
+            if hello.get("status").and_then(Value::as_str) != Some("ok") {
+                return Ok(hello);
+            }
+            let mut r = host.command("flip_calls", &json!({"slot": 1, "count": u64_of(a, "count", 200), "len": u64_of(a, "len", 64), "timeout_ms": 3000}));
+            let poison = host.command("poison", &json!({}));
+            let clean = match r.get("status").and_then(Value::as_str) {
+                Some("ok") => r.get("exact").and_then(Value::as_bool) == Some(true),
+                _ => {
+                    r.get("class").and_then(Value::as_str) == Some("POISONED")
+                        && poison
+                            .get("poison")
+                            .and_then(Value::as_str)
+                            .is_some_and(|p| {
+                                ErrorCode::ALL
+                                    .iter()
+                                    .any(|c| c.is_violation() && c.name() == p)
+                            })
+                }
+            };
+            drop(host);
+            let bound = ctx.left();
+            let ended = self
+                .agent()?
+                .request(json!({"cmd": "wait_worker", "timeout_ms": 2000}), bound)
+                .map_err(RunnerError::Agent)?;
+            if !clean {
+                r["attempt"] = json!(attempt);
+                r["poison"] = poison["poison"].clone();
+                r["worker_ended"] = ended;
+                return Ok(r);
+            }
+            if poison.get("poison").and_then(Value::as_str) != Some("NONE") {
+                poisoned += 1;
+            }
+        }
+        Ok(json!({"status": "ok", "clean": true, "attempts": attempts, "poisoned": poisoned}))
     }
 
     /// Leak check: the agent's `stats` now against the values saved under `baseline`.

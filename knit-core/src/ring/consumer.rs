@@ -116,7 +116,7 @@ impl<'a> Consumer<'a> {
             // needs `&mut self` and so cannot happen while the `Record` holding this borrow
             // lives. A hostile producer may still write it: callers treat the bytes as
             // untrusted and copy before deciding (RING-15).
-            let body = unsafe { ctl.data.borrow(body_off, header.len as usize) }?;
+            let body = unsafe { ctl.data.borrow(body_off, body_len(ctl, offset, header)) }?;
             return Ok(Some((header, body)));
         }
         Err(Error::new(
@@ -168,7 +168,9 @@ impl<'a> Consumer<'a> {
             .max_record_size()
             .min(self.tail_seen - self.head)
             .min(ctl.cap - offset);
-        if size > bound {
+        // Mutant switch (conformance suite only, never in a normal build): `skip_len_check`
+        // leaves RING-9 out, to show that the suite's cases catch a consumer without it.
+        if size > bound && !cfg!(knit_mutant = "skip_len_check") {
             return Err(Error::value(
                 ErrorCode::BadRecordLength,
                 "record.len (record size)",
@@ -242,4 +244,22 @@ impl Record<'_, '_> {
         // `load_header` bounded the size by `tail_seen − head`, so this cannot overflow.
         self.consumer.head += self.header.size_u64();
     }
+}
+
+/// The body length to borrow: the validated private copy's `len` (RING-12). Mutant switch
+/// (conformance suite only): `double_read_len` reads `len` from shared memory a second time,
+/// after a pause that widens the window, to show that the suite's double-fetch attack catches
+/// a consumer that decides from a second read.
+#[cfg_attr(not(knit_mutant = "double_read_len"), allow(unused_variables))]
+fn body_len(ctl: &Control<'_>, offset: u64, header: RecordHeader) -> usize {
+    #[cfg(knit_mutant = "double_read_len")]
+    {
+        for _ in 0..20_000 {
+            crate::sync::spin_loop();
+        }
+        if let Ok(len) = ctl.data.read_u32(offset as usize) {
+            return len as usize;
+        }
+    }
+    header.len as usize
 }
