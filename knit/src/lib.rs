@@ -12,6 +12,14 @@
 //! ([`Worker`]), with spin-then-park waiting ([`SpinPolicy`]) and, behind the `serde` feature,
 //! typed JSON and CBOR calls (`typed`).
 //!
+//! Channels stream messages alongside a call, in either direction: a handler opens one to the
+//! host ([`Context::open_channel_to_host`], read with [`CallFuture::channel`]), and the host
+//! opens one to the worker running a call ([`Pool::call_with_channel`], read with
+//! [`Context::take_input_channel`]). Zero copy is available on every ring: requests and
+//! channel messages of one record are read in place, [`Pool::call_loan`] writes a request in
+//! place, [`Handlers::handle_in_place`] writes a result in place, and [`Pool::call_with`]
+//! reads it in place.
+//!
 //! Linux only for now: the mapping, futex and identity modules use Linux interfaces
 //! (`/dev/shm`, `memfd_create`, `FUTEX_WAIT`, `/proc/<pid>/stat`).
 

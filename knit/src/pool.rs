@@ -358,9 +358,10 @@ impl Pool {
     ///
     /// The channel is announced on the worker's request ring right before the request (its
     /// tag is the request's id), so the worker holds it when the handler starts. This returns
-    /// once both are written, waiting for ring room if need be (under either backpressure
-    /// policy: a channel once opened must be announced). `WOULD_BLOCK` when no channel slot
-    /// is free ([`PoolBuilder::channels`] sets how many there are). The call's outcome comes
+    /// once both are written. `WOULD_BLOCK` when no channel slot is free
+    /// ([`PoolBuilder::channels`] sets how many there are), and under [`Backpressure::Error`]
+    /// when no request id is free (CALL-2); once a channel is opened it must be announced, so
+    /// from there on this waits for ring room whatever the policy. The call's outcome comes
     /// through the [`CallFuture`]; dropping it cancels the call, and the handler's receive
     /// then fails with `CANCELLED`.
     pub fn call_with_channel<'p>(
@@ -384,12 +385,12 @@ impl Pool {
         let w = self.worker(worker)?;
         let slot = Arc::new(CallSlot::new());
         reactor::ensure_started(&self.inner);
-        let (id, writer) =
+        let (id, writer, starts) =
             self.inner
                 .send_with_channel(w, function_id, &payload, deadline_ns, &slot)?;
         slot.set_id(id);
         self.inner.reactor_signal.notify();
-        let sender = Sender::new(writer, worker, Arc::clone(&self.inner));
+        let sender = Sender::new(writer, worker, starts, Arc::clone(&self.inner));
         let call = CallFuture::in_flight(Arc::clone(&self.inner), worker, slot);
         Ok((call, sender))
     }

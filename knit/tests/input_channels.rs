@@ -161,9 +161,9 @@ fn a_handler_that_takes_no_channel_aborts_it() {
         "the code is CANCELLED: {e}"
     );
     drop(input);
-    // The slot is free again.
+    // The slot is free again (the handler may abort this one before the host writes to it).
     let (call, input) = pool.call_with_channel("ignore", "").unwrap();
-    input.close().unwrap();
+    drop(input);
     assert!(call.wait().is_ok());
 }
 

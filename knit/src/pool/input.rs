@@ -20,7 +20,8 @@ use crate::spin::{wait, Stop};
 impl Inner {
     /// Opens a channel to worker `w` (CHAN-1, CHAN-11), announces it (CHAN-2) tagged with the
     /// id the request will carry, then sends the request (CALL-1, CALL-2, MSG-2) and registers
-    /// `slot` for its response. Returns the request id and the host's writing end.
+    /// `slot` for its response. Returns the request id, the host's writing end and the
+    /// worker's start count when it was opened (a restarted worker never saw the channel).
     ///
     /// Everything happens under the worker's lock, so no other request takes the id in
     /// between. Once the slot is opened it must be announced (an unannounced slot would stay
@@ -32,7 +33,7 @@ impl Inner {
         payload: &Payload<'_>,
         deadline_ns: u64,
         slot: &Arc<CallSlot>,
-    ) -> Result<(u64, ChannelWriter<'static>), CallError> {
+    ) -> Result<(u64, ChannelWriter<'static>, u64), CallError> {
         let max = self.region_view.geometry().max_message_len();
         if payload.bytes.len() as u64 > max {
             // CALL-10, checked before a slot is opened for a call that cannot be sent.
@@ -56,10 +57,19 @@ impl Inner {
                 seen_tail = w.mailbox.response.load_tail();
                 // CALL-2: an id whose cancel entry is free, or wait (unlocked) for one.
                 if let Some(id) = st.mailbox.as_ref().and_then(HostMailbox::next_request_id) {
+                    // Restarts happen under this lock (LIVE-5): the count is this epoch's.
+                    let starts = w.restarts.load(Ordering::Acquire);
                     let writer = self.open_to(w, id)?;
-                    self.announce(w, &mut st, &writer)?;
-                    self.send_pinned(w, &mut st, id, function_id, payload, deadline_ns, slot)?;
-                    return Ok((id, writer));
+                    let sent = self.announce(w, &mut st, &writer).and_then(|()| {
+                        self.send_pinned(w, &mut st, id, function_id, payload, deadline_ns, slot)
+                    });
+                    return match sent {
+                        Ok(()) => Ok((id, writer, starts)),
+                        Err(e) => {
+                            self.discard(writer);
+                            Err(e)
+                        }
+                    };
                 }
             }
             self.wait_for_room(w, seen_head, seen_tail, deadline_ns)?;
@@ -93,6 +103,15 @@ impl Inner {
             )),
             Err(e) => Err(self.channel_failure(e)),
         }
+    }
+
+    /// Drops a writing end the host attached (which aborts its channel and releases the end)
+    /// and forgets it in `attached`, under that lock (CHAN-14).
+    fn discard(&self, writer: ChannelWriter<'static>) {
+        let ch = writer.channel();
+        let mut attached = lock(&self.attached);
+        drop(writer);
+        attached.remove(&(ch.index, ch.epoch));
     }
 
     /// CHAN-2: writes the announcement on `w`'s request ring, waiting (with the lock held,
@@ -244,11 +263,12 @@ impl std::fmt::Debug for Sender {
 }
 
 impl Sender {
-    pub(crate) fn new(writer: ChannelWriter<'static>, worker: usize, inner: Arc<Inner>) -> Self {
-        let starts = inner
-            .workers
-            .get(worker)
-            .map_or(0, |w| w.restarts.load(Ordering::Acquire));
+    pub(crate) fn new(
+        writer: ChannelWriter<'static>,
+        worker: usize,
+        starts: u64,
+        inner: Arc<Inner>,
+    ) -> Self {
         Sender {
             writer: Some(writer),
             worker,
@@ -399,14 +419,10 @@ fn wait_for_reader(
 impl Drop for Sender {
     fn drop(&mut self) {
         if let Some(writer) = self.writer.take() {
-            let ch = writer.channel();
             // Released and forgotten under one lock, so that a drain cannot see the slot
-            // reopened while it is still listed (CHAN-14).
-            let mut attached = lock(&self.inner.attached);
-            // Dropping a writer still open aborts the channel (CANCELLED) and releases it.
-            drop(writer);
-            attached.remove(&(ch.index, ch.epoch));
-            drop(attached);
+            // reopened while it is still listed (CHAN-14). A writer still open aborts the
+            // channel (CANCELLED).
+            self.inner.discard(writer);
             if let Some(w) = self.inner.workers.get(self.worker) {
                 w.bell.ring(&Futex);
             }
