@@ -39,10 +39,8 @@ fn build_mutant(name: &str) -> PathBuf {
     dir.join("debug/knit-agent")
 }
 
-/// Runs the named cases against `agent`; returns (id, outcome name) of each.
-fn run(agent: &Path, ids: &[&str]) -> Vec<(String, &'static str)> {
-    let clauses = spec::clauses(&root().join("spec")).unwrap();
-    let cases = case::load_all(&root().join("conformance/cases"), &clauses).unwrap();
+/// A runner for `agent`.
+fn runner(agent: &Path) -> Runner {
     let cfg = Config {
         suite_dir: root().join("conformance"),
         spec_dir: root().join("spec"),
@@ -51,7 +49,14 @@ fn run(agent: &Path, ids: &[&str]) -> Vec<(String, &'static str)> {
         debug: false,
         seed: 1,
     };
-    let mut runner = Runner::new(cfg).unwrap();
+    Runner::new(cfg).unwrap()
+}
+
+/// Runs the named cases against `agent`; returns (id, outcome name) of each.
+fn run(agent: &Path, ids: &[&str]) -> Vec<(String, &'static str)> {
+    let clauses = spec::clauses(&root().join("spec")).unwrap();
+    let cases = case::load_all(&root().join("conformance/cases"), &clauses).unwrap();
+    let mut runner = runner(agent);
     ids.iter()
         .map(|id| {
             let c = cases
@@ -87,6 +92,17 @@ fn a_consumer_without_the_record_length_check_fails_the_length_cases() {
         assert!(caught(outcome), "{id} did not catch the mutant: {outcome}");
     }
     assert_eq!(results[6].1, "PASS", "an unrelated case still passes");
+    // The generated mutations and the frozen regression vector catch it too.
+    let mut runner = runner(&agent);
+    let generated = knit_conformance::cli::run_mutations(&mut runner);
+    assert!(
+        generated.iter().any(|r| caught(r.outcome.name())),
+        "no mutation caught the mutant"
+    );
+    let frozen = knit_conformance::cli::run_regressions(&mut runner);
+    assert!(frozen
+        .iter()
+        .any(|r| r.id == "regression.record-past-tail" && caught(r.outcome.name())));
 }
 
 #[test]

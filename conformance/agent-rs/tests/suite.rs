@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use knit_conformance::case;
-use knit_conformance::cli::{run_mutations, Options};
+use knit_conformance::cli::{run_mutations, run_regressions, Options};
 use knit_conformance::exec::{Config, Runner};
 use knit_conformance::outcome::Outcome;
 use knit_conformance::report;
@@ -67,6 +67,18 @@ fn the_reference_agent_passes_every_case() {
             m.id,
             m.detail,
             m.observed
+        );
+    }
+    let regressions = run_regressions(&mut runner);
+    assert!(!regressions.is_empty(), "the frozen regression vectors run");
+    for r in &regressions {
+        assert_eq!(
+            r.outcome,
+            Outcome::Pass,
+            "{}: {} {}",
+            r.id,
+            r.detail,
+            r.observed
         );
     }
     let cov = report::coverage(&clauses, &cases, &results);

@@ -182,7 +182,10 @@ pub fn run_options(o: &Options) -> Result<bool, String> {
         if !o.no_mutations && selected("mutation.", "mutation", o)
             || o.cases.iter().any(|c| c.starts_with("mutation"))
         {
-            for r in run_mutations(&mut runner) {
+            for r in run_mutations(&mut runner)
+                .into_iter()
+                .chain(run_regressions(&mut runner))
+            {
                 println!(
                     "{:<10} {:<48} {:>6} ms  {}",
                     r.outcome.name(),
@@ -224,7 +227,7 @@ pub fn run_options(o: &Options) -> Result<bool, String> {
             passed = false;
         }
     }
-    for (name, results) in &runs {
+    for (i, (name, results)) in runs.iter().enumerate() {
         let failed: Vec<&CaseResult> = results
             .iter()
             .filter(|r| {
@@ -245,7 +248,7 @@ pub fn run_options(o: &Options) -> Result<bool, String> {
         }
         if let Some(dir) = &o.report {
             let sub = if runs.len() > 1 {
-                dir.join(sanitize(name))
+                dir.join(format!("{i}-{}", sanitize(name)))
             } else {
                 dir.clone()
             };
@@ -313,6 +316,7 @@ pub fn run_mutations(runner: &mut Runner) -> Vec<CaseResult> {
         let list = mutate::mutations_of(v);
         let mut fails = Vec::new();
         let mut non_strict = 0usize;
+        let mut wrong = 0usize;
         let mut outcome = Outcome::Pass;
         for m in &list {
             let want = mutate::oracle(&vectors, m);
@@ -360,7 +364,16 @@ pub fn run_mutations(runner: &mut Runner) -> Vec<CaseResult> {
                 if !matches!(outcome, Outcome::Crash | Outcome::Hang) {
                     outcome = Outcome::Fail;
                 }
+                wrong += 1;
                 fails.push(json!({"mutation": m.what, "expected": want_verdict, "expected_class": want_class, "observed": reply}));
+            } else if got_class != want_class && strict_order(&kind, want_class) {
+                // HDR-9 fixes the order of the attach checks, and RING-9 puts the ring's own
+                // checks before everything else: another class there is another verdict.
+                if !matches!(outcome, Outcome::Crash | Outcome::Hang) {
+                    outcome = Outcome::Fail;
+                }
+                wrong += 1;
+                fails.push(json!({"mutation": m.what, "expected_class": want_class, "observed_class": got_class}));
             } else if got_class != want_class {
                 non_strict += 1;
                 if outcome == Outcome::Pass {
@@ -383,7 +396,10 @@ pub fn run_mutations(runner: &mut Runner) -> Vec<CaseResult> {
             outcome,
             expected: json!("the reference implementation's verdict for each mutation"),
             observed: Value::Array(fails.clone()),
-            detail: format!("{} mutations, {} with another verdict or a failure, {non_strict} with another class", list.len(), fails.len().saturating_sub(non_strict.min(fails.len()))),
+            detail: format!(
+                "{} mutations, {wrong} with another verdict, another class where the order is fixed, or a failure; {non_strict} with another message-level class",
+                list.len()
+            ),
             duration_ms: start.elapsed().as_millis() as u64,
             seed: runner.cfg.seed,
             stderr_tail: String::new(),
@@ -392,4 +408,99 @@ pub fn run_mutations(runner: &mut Runner) -> Vec<CaseResult> {
         });
     }
     out
+}
+
+/// Runs every frozen regression vector (`vectors/v1/regressions/`): the agent must give the
+/// verdict and class each one records (README §4).
+pub fn run_regressions(runner: &mut Runner) -> Vec<CaseResult> {
+    let dir = runner.cfg.suite_dir.join("vectors/v1/regressions");
+    let Ok(vectors) = crate::images::Vectors::load(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for v in vectors.by_name.values() {
+        let start = Instant::now();
+        let (Some((kind, args)), Some(expected)) =
+            (v.validate_as(), v.description.get("expected").cloned())
+        else {
+            continue;
+        };
+        let name = format!("regression:{}", v.name);
+        let mut cmd = args.clone();
+        cmd["cmd"] = json!("validate");
+        cmd["kind"] = json!(kind);
+        cmd["image"] = json!(name);
+        cmd["patches"] = json!([]);
+        let reply = runner.agent().map_err(Failure::Crash).and_then(|a| {
+            a.ensure_image(&name, &v.bytes)?;
+            a.request(cmd, Duration::from_secs(5))
+        });
+        let (outcome, observed, detail) = match reply {
+            Ok(r) if crate::expect::first_match(std::slice::from_ref(&expected), &r).is_some() => {
+                (Outcome::Pass, r, String::new())
+            }
+            Ok(r) => (
+                Outcome::Fail,
+                r,
+                "another verdict than the frozen one".to_owned(),
+            ),
+            Err(f) => {
+                runner.drop_agent();
+                (
+                    if matches!(f, Failure::Hang) {
+                        Outcome::Hang
+                    } else {
+                        Outcome::Crash
+                    },
+                    Value::Null,
+                    format!("{f:?}"),
+                )
+            }
+        };
+        let clauses = v
+            .description
+            .get("spec")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| Some((c.as_str()?.to_owned(), "MUST".to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(CaseResult {
+            id: format!("regression.{}", v.name),
+            title: v
+                .description
+                .get("found")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            group: "regression".into(),
+            clauses,
+            level: "MUST".into(),
+            target: "wire".into(),
+            pair: json!({"agent": runner.agent_name}),
+            outcome,
+            expected,
+            observed,
+            detail,
+            duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            seed: runner.cfg.seed,
+            stderr_tail: String::new(),
+            region_diff: None,
+            info: Value::Null,
+        });
+    }
+    out
+}
+
+/// True when the spec fixes which error a mutation of this kind must give first: every attach
+/// check (HDR-9), and the ring's own checks (RING-8, RING-9 before RING-10 and RING-17) that
+/// come before any message-level check.
+fn strict_order(kind: &str, class: Option<&str>) -> bool {
+    kind == "region"
+        || matches!(
+            class,
+            Some("BAD_POSITION" | "BAD_RECORD_LENGTH" | "BAD_PADDING")
+        )
 }
