@@ -110,7 +110,7 @@
 #define KNIT_PROTOCOL_MINOR 0
 
 /**
- * `KNIT_FOREVER` as a timeout: no bound.
+ * A timeout or deadline that never runs out.
  */
 #define KNIT_FOREVER UINT64_MAX
 
@@ -206,7 +206,8 @@ typedef struct knit_handlers knit_handlers;
 typedef struct knit_pool knit_pool;
 
 /**
- * The reading end of a channel, in the host (opaque).
+ * The reading end of a channel (opaque). A host's receiver is a handle until freed; a
+ * worker's receiver is valid only during the handler call that took it, on its thread.
  */
 typedef struct knit_receiver knit_receiver;
 
@@ -226,8 +227,9 @@ typedef struct knit_reply knit_reply;
 typedef struct knit_response knit_response;
 
 /**
- * The writing end of a channel, in a worker (opaque; valid only during the handler call that
- * opened it, on its thread).
+ * The writing end of a channel (opaque). A host's sender is a handle until closed, aborted
+ * or freed; a worker's sender is valid only during the handler call that opened it, on its
+ * thread.
  */
 typedef struct knit_sender knit_sender;
 
@@ -1368,15 +1370,15 @@ knit_status knit_call_callback(const struct knit_pool *pool,
                                void *user_data);
 
 /**
- * Opens a channel from this worker to the caller of the call being handled, announces it, and
- * stores its writing end in `*sender`. The host takes it with `knit_ticket_channel`. Only in a
- * handler added as streaming (`knit_handlers_add_streaming`, `knit_worker_handle_streaming`):
- * otherwise `KNIT_INVALID_ARGUMENT`. `KNIT_WOULD_BLOCK` when every channel slot of the region
- * is taken (see `knit_config_set_channels`).
+ * Opens a channel from this worker to the caller of the call being handled, announces it,
+ * and stores its writing end in `*sender`; the host takes the reading end with
+ * `knit_ticket_channel`. Only in a handler added as streaming (`knit_handlers_add_streaming`,
+ * `knit_worker_handle_streaming`): otherwise `KNIT_INVALID_ARGUMENT`. `KNIT_WOULD_BLOCK` when
+ * every channel slot of the region is taken (see `knit_config_set_channels`).
  *
- * Ownership: the sender belongs to the handler call: close it with `knit_sender_close` (the
- * host then sees the end of the stream) or `knit_sender_abort`; one still open when the
- * handler returns is aborted with `KNIT_CANCELLED`.
+ * Ownership: the sender belongs to the handler call. End it with `knit_sender_close` (the
+ * host then sees the end of the stream), `knit_sender_abort` or `knit_sender_free`; one still
+ * open when the handler returns is aborted with `KNIT_CANCELLED`.
  * Thread safety: only inside the handler that received `request`, on its thread.
  *
  * # Safety
@@ -1386,56 +1388,55 @@ knit_status knit_request_open_channel(const struct knit_request *request,
                                       struct knit_sender **sender);
 
 /**
- * Sends `len` bytes at `data` (content type `content_type`) on the channel, waiting while its
- * ring is full (backpressure: nothing is dropped). Fails with `KNIT_CHANNEL_ABORTED` when the
- * host aborted the channel, `KNIT_PEER_DIED` when the host died.
+ * Takes the reading end of the channel the host opened for the call being handled
+ * (`knit_call_with_channel`) and stores it in `*receiver`. Any handler may take it, once;
+ * `KNIT_CHANNEL_CLOSED` when the host opened none for this call (or it was taken already),
+ * `KNIT_CHANNEL_ABORTED` when the host aborted it before the call ran.
  *
- * Ownership: the bytes are copied into the channel.
- * Thread safety: only inside the handler that opened the channel, on its thread.
- *
- * # Safety
- * `data` points to `len` readable bytes (or `len` is 0).
- */
-knit_status knit_sender_send(struct knit_sender *sender,
-                             const uint8_t *data,
-                             size_t len,
-                             uint32_t content_type);
-
-/**
- * Like `knit_sender_send` with content type `KNIT_CONTENT_BYTES`, but never waits: when the
- * message's first record does not fit now, returns `KNIT_WOULD_BLOCK` and nothing is sent.
- *
- * Thread safety: only inside the handler that opened the channel, on its thread.
+ * Ownership: the receiver belongs to the handler call; free it with `knit_receiver_free`, or
+ * let the handler return (a channel not read to its end is then aborted with
+ * `KNIT_CANCELLED`).
+ * Thread safety: only inside the handler that received `request`, on its thread.
  *
  * # Safety
- * `data` points to `len` readable bytes (or `len` is 0).
+ * `receiver` points to a writable `knit_receiver *`.
  */
-knit_status knit_sender_try_send(struct knit_sender *sender, const uint8_t *data, size_t len);
+knit_status knit_request_take_channel(const struct knit_request *request,
+                                      struct knit_receiver **receiver);
 
 /**
- * Closes the channel: the host receives every message sent, then the end of the stream
- * (`knit_receiver_recv` returns `KNIT_CHANNEL_CLOSED`).
+ * Starts a call like `knit_call_async` together with a channel from the host to the worker
+ * that runs it: stores the call's ticket in `*ticket` and the channel's writing end in
+ * `*sender`. The handler takes the reading end with `knit_request_take_channel`. Returns once
+ * the channel's announcement and the request are written (waiting for ring room if need
+ * be); `KNIT_WOULD_BLOCK` when every channel slot is taken. A worker runs one call at a
+ * time: feed calls to one worker in the order they were made.
  *
- * Ownership: the sender is gone afterwards, whatever the status.
- * Thread safety: only inside the handler that opened the channel, on its thread.
- */
-knit_status knit_sender_close(struct knit_sender *sender);
-
-/**
- * Aborts the channel with status `code`: the host's receives fail with
- * `KNIT_CHANNEL_ABORTED` (the message names `code`) and messages not yet received are
- * discarded.
+ * Ownership: `function` and `payload` are only read during this call. The caller owns the
+ * ticket (`knit_ticket_free`) and the sender (end it with `knit_sender_close`,
+ * `knit_sender_abort` or `knit_sender_free`; a sender freed before it was closed aborts the
+ * channel with `KNIT_CANCELLED`, so the handler never takes a cut stream for a whole one).
+ * Thread safety: safe from any thread.
  *
- * Ownership: the sender is gone afterwards, whatever the status.
- * Thread safety: only inside the handler that opened the channel, on its thread.
+ * # Safety
+ * `function` is a NUL-terminated string; `payload` points to `len` readable bytes (or `len`
+ * is 0); `ticket` and `sender` point to writable handles.
  */
-knit_status knit_sender_abort(struct knit_sender *sender, knit_status code);
+knit_status knit_call_with_channel(const struct knit_pool *pool,
+                                   const char *function,
+                                   const uint8_t *payload,
+                                   size_t len,
+                                   uint32_t content_type,
+                                   uint64_t deadline_ns,
+                                   struct knit_ticket **ticket,
+                                   struct knit_sender **sender);
 
 /**
- * Waits until the worker running the ticket's call opens its channel, and stores the reading
- * end in `*receiver`. `KNIT_CHANNEL_CLOSED` when the call ends without opening one. Take the
- * channel before waiting for the ticket's outcome: a worker that fills the channel waits for
- * the host to read it before it can finish the call.
+ * Waits until the worker running the ticket's call opens its channel to the host
+ * (`knit_request_open_channel`), and stores the reading end in `*receiver`.
+ * `KNIT_CHANNEL_CLOSED` when the call ends without opening one. Take the channel before
+ * waiting for the ticket's outcome: a worker that fills the channel waits for the host to
+ * read it before it can finish the call.
  *
  * Ownership: the caller owns the receiver and frees it with `knit_receiver_free`; the ticket
  * stays the caller's.
@@ -1447,13 +1448,73 @@ knit_status knit_sender_abort(struct knit_sender *sender, knit_status code);
 knit_status knit_ticket_channel(const struct knit_ticket *ticket, struct knit_receiver **receiver);
 
 /**
+ * Sends `len` bytes at `data` (content type `content_type`) on the channel, waiting while
+ * its ring is full (backpressure: nothing is dropped). Fails with `KNIT_CHANNEL_ABORTED` when
+ * the reading end aborted the channel, `KNIT_PEER_DIED` when the other side died,
+ * `KNIT_PAYLOAD_TOO_LARGE` beyond the region's `max_message_len`.
+ *
+ * Ownership: the bytes are copied into the channel.
+ * Thread safety: a host's sender from any thread (sends are serialised); a worker's only
+ * inside its handler, on its thread.
+ *
+ * # Safety
+ * `data` points to `len` readable bytes (or `len` is 0).
+ */
+knit_status knit_sender_send(struct knit_sender *sender,
+                             const uint8_t *data,
+                             size_t len,
+                             uint32_t content_type);
+
+/**
+ * Like `knit_sender_send` with content type `KNIT_CONTENT_BYTES`, but never waits for room:
+ * when the message's first record does not fit now, returns `KNIT_WOULD_BLOCK` and nothing
+ * is sent.
+ *
+ * Thread safety: as `knit_sender_send`.
+ *
+ * # Safety
+ * `data` points to `len` readable bytes (or `len` is 0).
+ */
+knit_status knit_sender_try_send(struct knit_sender *sender, const uint8_t *data, size_t len);
+
+/**
+ * Closes the channel: the reading end receives every message sent, then the end of the
+ * stream (`knit_receiver_recv` returns `KNIT_CHANNEL_CLOSED`).
+ *
+ * Ownership: the sender is gone afterwards, whatever the status.
+ * Thread safety: as `knit_sender_send`; not while another thread sends on it
+ * (`KNIT_INVALID_ARGUMENT`).
+ */
+knit_status knit_sender_close(struct knit_sender *sender);
+
+/**
+ * Aborts the channel with status `code`: the reading end's receives fail with
+ * `KNIT_CHANNEL_ABORTED` (the message names `code`) and messages not yet received are
+ * discarded.
+ *
+ * Ownership: the sender is gone afterwards, whatever the status.
+ * Thread safety: as `knit_sender_close`.
+ */
+knit_status knit_sender_abort(struct knit_sender *sender, knit_status code);
+
+/**
+ * Frees a sender without closing it: a channel not closed is aborted with `KNIT_CANCELLED`.
+ *
+ * Ownership: the sender is gone afterwards.
+ * Thread safety: as `knit_sender_close`.
+ */
+knit_status knit_sender_free(struct knit_sender *sender);
+
+/**
  * Waits for the next message of the channel and stores it in `*message` (a `knit_response`:
  * its bytes and content type). Returns `KNIT_CHANNEL_CLOSED` at the end of the stream (every
- * message was received), `KNIT_CHANNEL_ABORTED` when the worker aborted it, `KNIT_PEER_DIED`
- * when the worker died; `*message` is NULL then.
+ * message was received), `KNIT_CHANNEL_ABORTED` when the writing end aborted it,
+ * `KNIT_PEER_DIED` when the other side died, `KNIT_CANCELLED` (in a worker) when the host
+ * cancelled the call; `*message` is NULL then.
  *
  * Ownership: the caller owns the message and frees it with `knit_response_free`.
- * Thread safety: safe from any thread; receives on one receiver are serialised.
+ * Thread safety: a host's receiver from any thread (receives are serialised); a worker's only
+ * inside its handler, on its thread.
  *
  * # Safety
  * `message` points to a writable `knit_response *`.
@@ -1462,18 +1523,18 @@ knit_status knit_receiver_recv(const struct knit_receiver *receiver,
                                struct knit_response **message);
 
 /**
- * Aborts the channel with status `code`: the worker's sends fail with
- * `KNIT_CHANNEL_ABORTED`.
+ * Aborts the channel with status `code`: the writing end's sends fail with
+ * `KNIT_CHANNEL_ABORTED`. The receiver stays valid until freed (its receives then fail).
  *
- * Thread safety: safe from any thread.
+ * Thread safety: as `knit_receiver_recv`.
  */
 knit_status knit_receiver_abort(const struct knit_receiver *receiver, knit_status code);
 
 /**
  * Frees a receiver; a channel not read to its end is aborted with `KNIT_CANCELLED`.
  *
- * Ownership: the handle is invalid afterwards.
- * Thread safety: safe from any thread.
+ * Ownership: the receiver is gone afterwards.
+ * Thread safety: as `knit_receiver_recv`.
  */
 knit_status knit_receiver_free(struct knit_receiver *receiver);
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::status::{Failure, FfiResult};
 
-/// `KNIT_FOREVER` as a timeout: no bound.
+/// A timeout or deadline that never runs out.
 pub const KNIT_FOREVER: u64 = u64::MAX;
 
 /// The UTF-8 string at `ptr`.

@@ -10,7 +10,7 @@ use knit_core::ErrorCode;
 use knit_rt::{Context, HandlerError, HandlerResult, Handlers, Request};
 
 use crate::args::{bytes, out, store, string};
-use crate::channel::SenderList;
+use crate::channel::ChannelLists;
 use crate::handle::{self, Object};
 use crate::status::{guard, Failure, FfiResult, KnitStatus, KNIT_OK};
 
@@ -101,8 +101,8 @@ pub(crate) struct Current {
     reply: *mut ReplyState,
     /// The call's `Context<'_>`, type-erased.
     context: *const (),
-    /// The call's `SenderList<'_>` (channels it opened), type-erased.
-    senders: *const (),
+    /// The call's `ChannelLists<'_>` (channel ends it holds), type-erased.
+    channels: *const (),
 }
 
 impl Current {
@@ -134,14 +134,14 @@ impl Current {
         unsafe { &*self.context.cast::<Context<'a>>() }
     }
 
-    /// The channels the call opened.
+    /// The channel ends the call holds.
     ///
     /// # Safety
     /// As for [`Current::context`].
-    pub(crate) unsafe fn senders<'a>(&self) -> &'a SenderList<'a> {
-        // SAFETY: `senders` is the `SenderList` of the handler call running on this thread,
-        // alive until that call returns (the caller's contract).
-        unsafe { &*self.senders.cast::<SenderList<'a>>() }
+    pub(crate) unsafe fn channels<'a>(&self) -> &'a ChannelLists<'a> {
+        // SAFETY: `channels` is the `ChannelLists` of the handler call running on this
+        // thread, alive until that call returns (the caller's contract).
+        unsafe { &*self.channels.cast::<ChannelLists<'a>>() }
     }
 }
 
@@ -175,9 +175,9 @@ impl CHandler {
             deadline_ns: ctx.deadline().unwrap_or(0),
         };
         let mut state = ReplyState::default();
-        // Channels the handler opens; any it leaves open are aborted when this drops (after
-        // the call, before the response).
-        let senders: SenderList<'_> = SenderList::default();
+        // Channel ends the handler opens or takes; any it leaves open are aborted when this
+        // drops (after the call, before the response).
+        let channels = ChannelLists::default();
         // Everything the C side does with the reply goes through this one pointer until the
         // call returns.
         let reply: *mut ReplyState = &mut state;
@@ -185,7 +185,7 @@ impl CHandler {
             request: &request,
             reply,
             context: std::ptr::from_ref(ctx).cast(),
-            senders: std::ptr::from_ref(&senders).cast(),
+            channels: std::ptr::from_ref(&channels).cast(),
         };
         let status = {
             let _scope = Scope(CURRENT.with(|c| c.replace(Some(current))));
@@ -193,7 +193,7 @@ impl CHandler {
             // request and reply pointers are valid for the duration of the call.
             unsafe { (self.function)(self.user_data, &request, reply.cast()) }
         };
-        drop(senders);
+        drop(channels);
         // The C side is done with the reply: `state` is ours again.
         let error = state.error.take();
         match (status, error) {

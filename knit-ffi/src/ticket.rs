@@ -79,7 +79,7 @@ fn notifier() -> &'static (Arc<Notifier>, Waker) {
 }
 
 impl TicketObject {
-    fn new(future: CallFuture) -> Self {
+    pub(crate) fn new(future: CallFuture) -> Self {
         TicketObject(Mutex::new(TicketState {
             future,
             outcome: None,

@@ -155,6 +155,35 @@ static knit_status progress_then_exit(void *ud, const knit_request *req, knit_re
     _exit(9);
 }
 
+/* The digest of the host's channel: message count, total bytes, FNV-1a over every byte in
+ * order, as three little-endian u64 (the Rust test worker's "digest"). */
+static knit_status digest(void *ud, const knit_request *req, knit_reply *reply) {
+    (void)ud;
+    knit_receiver *rx = NULL;
+    knit_status st = knit_request_take_channel(req, &rx);
+    if (st != KNIT_OK) return st;
+    uint64_t messages = 0, bytes = 0, hash = 0xcbf29ce484222325ULL;
+    for (;;) {
+        knit_response *msg = NULL;
+        st = knit_receiver_recv(rx, &msg);
+        if (st == KNIT_CHANNEL_CLOSED) break;
+        if (st != KNIT_OK) return st;
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        knit_response_get(msg, &data, &len, NULL);
+        messages++;
+        bytes += len;
+        for (size_t i = 0; i < len; i++) hash = (hash ^ data[i]) * 0x100000001b3ULL;
+        knit_response_free(msg);
+    }
+    knit_receiver_free(rx);
+    uint8_t out[24];
+    knit_test_put_u64(out, messages);
+    knit_test_put_u64(out + 8, bytes);
+    knit_test_put_u64(out + 16, hash);
+    return knit_reply_set(reply, out, sizeof out, KNIT_CONTENT_BYTES);
+}
+
 int main(void) {
     knit_worker *w = NULL;
     if (knit_worker_from_env(&w) != KNIT_OK) {
@@ -168,7 +197,7 @@ int main(void) {
         {"hello", hello},         {"echo", echo},         {"checksum", checksum},
         {"pid", pid},             {"panic", panic_},      {"exit", exit_},
         {"sleep_ms", sleep_ms},   {"fail_code", fail_code}, {"alloc", alloc},
-        {"sleep_until_cancelled", sleep_until_cancelled},
+        {"sleep_until_cancelled", sleep_until_cancelled}, {"digest", digest},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (knit_worker_handle(w, table[i].name, table[i].fn, NULL, NULL) != KNIT_OK) {
