@@ -1,10 +1,10 @@
 //! Channels (spec/06-channels.md): one-directional, ordered streams of DATA messages from a
 //! writer participant to a reader participant, each carried by the ring of one channel slot.
 //!
-//! - [`open`] claims a FREE slot and publishes it OPEN (CHAN-1, CHAN-11); the opener announces
+//! - [`open()`] claims a FREE slot and publishes it OPEN (CHAN-1, CHAN-11); the opener announces
 //!   the returned [`OpenedChannel`] with a `CHANNEL_OPEN` record on its mailbox (CHAN-2;
 //!   `HostMailbox::send_channel_open`, `WorkerMailbox::send_channel_open`).
-//! - [`attach`] validates an announcement against the slot (CHAN-2, CHAN-7) and hands out the
+//! - [`attach()`] validates an announcement against the slot (CHAN-2, CHAN-7) and hands out the
 //!   participant's end: a [`ChannelWriter`] or a [`ChannelReader`]. The opener attaches its own
 //!   end the same way.
 //! - [`release_for_dead`] releases the ends of a dead participant (CHAN-10).
