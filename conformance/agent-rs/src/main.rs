@@ -25,7 +25,8 @@ struct Agent {
     spawned: Option<std::process::Child>,
 }
 
-const CAPABILITIES: [&str; 10] = [
+const CAPABILITIES: [&str; 11] = [
+    "channels",
     "spawn",
     "validate.region",
     "validate.ring",
@@ -73,6 +74,7 @@ impl Agent {
             "host_wait_hello" => self.host("wait_hello", c),
             "call" => self.host("call", c),
             "call_batch" => self.host("call_batch", c),
+            "host_channel_call" => self.host("channel_call", c),
             "host_shutdown" => self.host("shutdown", c),
             "host_close" => {
                 self.host = None;

@@ -10,8 +10,12 @@ use knit_conformance::case;
 use knit_conformance::exec::{Config, Runner};
 use knit_conformance::spec;
 
-/// The workspace root: two levels above this crate, taken lexically (not through symlinks).
+/// The workspace the mutants are built from: `KNIT_WORKSPACE` when set (a checkout other than
+/// the one this test was built in), else two levels above this crate.
 fn root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KNIT_WORKSPACE") {
+        return PathBuf::from(dir);
+    }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
         .ancestors()

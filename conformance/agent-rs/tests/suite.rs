@@ -1,6 +1,6 @@
-//! The whole conformance suite against the reference agent: every case passes (channel cases
-//! are skipped until the reference runtime has a channels API), the generated mutations match
-//! the reference verdicts, and every MUST clause of the spec is named by a case.
+//! The whole conformance suite against the reference agent: every case passes, the generated
+//! mutations match the reference verdicts, the frozen regression vectors give their verdicts,
+//! and every MUST clause of the spec is named by a case.
 
 use std::path::{Path, PathBuf};
 

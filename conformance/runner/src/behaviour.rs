@@ -7,7 +7,7 @@ use knit::{Context, HandlerError, HandlerResult, Request, Worker};
 use knit_core::ErrorCode;
 use serde_json::Value;
 
-use crate::payload::{fnv1a64, payload};
+use crate::payload::{fnv1a64, payload, BatchDigest};
 
 /// One function to register: its name, behaviour and arguments.
 #[derive(Clone, Debug)]
@@ -35,7 +35,8 @@ impl Function {
             .and_then(Value::as_str)
             .unwrap_or(&name)
             .to_owned();
-        if !["echo", "checksum", "fail", "sleep", "generate"].contains(&behaviour.as_str()) {
+        if !["echo", "checksum", "fail", "sleep", "generate", "drain"].contains(&behaviour.as_str())
+        {
             return Err(format!("unknown behaviour {behaviour}"));
         }
         Ok(Function {
@@ -86,6 +87,21 @@ impl Function {
                 let len = usize::try_from(len).map_err(|_| HandlerError::failed("len"))?;
                 ctx.set_content_type(0);
                 Ok(payload(seed, len))
+            }
+            "drain" => {
+                // The channel the host opened for this call (spec/06): every message until
+                // END, folded into the batch digest of README §3.6; the result is its 16 hex
+                // digits. A receive error (CHANNEL_ABORTED, PEER_DIED, a violation) becomes
+                // the call's status.
+                let mut rx = ctx.take_input_channel().map_err(HandlerError::from)?;
+                let mut d = BatchDigest::default();
+                let mut i = 0u64;
+                while let Some(m) = rx.recv().map_err(HandlerError::from)? {
+                    d.push(i, fnv1a64(&m.bytes));
+                    i += 1;
+                }
+                ctx.set_content_type(1);
+                Ok(d.finish().into_bytes())
             }
             other => Err(HandlerError::failed(format!("unknown behaviour {other}"))),
         }

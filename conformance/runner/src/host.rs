@@ -200,6 +200,7 @@ impl<'a> HostState<'a> {
             "wait_state" => self.wait_state(slot, a, timeout),
             "mark_dead" => self.mark_dead(slot),
             "flip_calls" => self.flip_calls(slot, a, timeout),
+            "channel_call" => self.channel_call(slot, a, timeout),
             other => error_reply(
                 ErrorCode::InvalidArgument,
                 format!("unknown host op {other}"),
@@ -837,6 +838,173 @@ impl<'a> HostState<'a> {
         json!({"status": "ok", "exact": true, "answered": answered})
     }
 
+    /// A call with a channel from the host to the worker (spec/06): the host opens a slot
+    /// (CHAN-1, CHAN-11), announces it before the call's REQUEST (CHAN-2, tag = the call's id),
+    /// writes `count` DATA messages of `payload(seed + i, len_i)` (README §3.6 lengths)
+    /// waiting for space (CHAN-6), then END (CHAN-4), and reads the answer of the worker's
+    /// `drain` function: the batch digest of what it received. `abort_after = n` aborts the
+    /// channel with `abort_code` after message `n` instead (CHAN-5); `garbage_state` writes 9
+    /// into the slot's `state` before announcing it (CHAN-7). `verified` says whether the
+    /// digest is the one of the messages sent.
+    #[allow(clippy::too_many_lines)] // one call with its channel, in order
+    fn channel_call(&mut self, slot: u32, a: &Value, timeout: Duration) -> Reply {
+        use knit_core::channel::{self, ChannelEnd, EndRole};
+        let count = arg_u64(a, "count", 10);
+        let seed = arg_u64(a, "seed", 0);
+        let (min_len, max_len) = (arg_u64(a, "min_len", 0), arg_u64(a, "max_len", 64));
+        let abort_after = a.get("abort_after").and_then(Value::as_u64);
+        let pause = Duration::from_millis(arg_u64(a, "pause_ms", 0));
+        let Some(id) = self.next_id(slot) else {
+            return error_reply(ErrorCode::WouldBlock, "every cancel entry is in use");
+        };
+        let opened = match channel::open(&self.region, 0, slot, EndRole::Writer, id) {
+            Ok(Some(o)) => o,
+            Ok(None) => return error_reply(ErrorCode::WouldBlock, "no FREE channel slot"),
+            Err(e) => return core_reply(&e),
+        };
+        let mut writer = match channel::attach(&self.region, opened.announcement(), 0, slot) {
+            Ok(ChannelEnd::Writer(w)) => w,
+            Ok(ChannelEnd::Reader(_)) => {
+                return error_reply(ErrorCode::InvalidArgument, "opened as reader")
+            }
+            Err(e) => return core_reply(&e),
+        };
+        if a.get("garbage_state").and_then(Value::as_bool) == Some(true) {
+            if let Ok(s) = self.region.channel_slot(opened.index) {
+                let _ = s.ctrl.write_u32(0, 9);
+            }
+        }
+        let announcement = opened.announcement().encode().to_vec();
+        let open_record = (
+            knit_core::records::TYPE_CHANNEL_OPEN,
+            FLAGS_SINGLE,
+            announcement,
+        );
+        // `announce_twice`: the same announcement again, a duplicate the worker refuses (CHAN-14).
+        let mut records = vec![open_record.clone()];
+        if a.get("announce_twice").and_then(Value::as_bool) == Some(true) {
+            records.push(open_record);
+        }
+        if let Err(r) = self.send(slot, records, timeout) {
+            return r;
+        }
+        match self.start_call(slot, "drain", 0, 0, &[], timeout) {
+            Ok(got) if got == id => {}
+            Ok(got) => {
+                return error_reply(
+                    ErrorCode::InvalidArgument,
+                    format!("call id {got} is not the channel's tag {id}"),
+                )
+            }
+            Err(r) => return r,
+        }
+        let bell = self.doorbell(slot);
+        let start = Instant::now();
+        let mut expected = BatchDigest::default();
+        let mut outcome = None;
+        'messages: for i in 0..count {
+            if abort_after == Some(i) {
+                let _ = writer.abort(u32::try_from(arg_u64(a, "abort_code", 4000)).unwrap_or(4000));
+                if let Some(b) = bell {
+                    b.ring(&Futex);
+                }
+                break;
+            }
+            let len = crate::payload::batch_len(seed, i, min_len, max_len) as usize;
+            let body = payload(seed.wrapping_add(i), len);
+            expected.push(i, fnv1a64(&body));
+            let mut out = match writer.start(0, &body) {
+                Ok(o) => o,
+                Err(e) => {
+                    outcome = Some(core_reply(&e));
+                    break;
+                }
+            };
+            loop {
+                match writer.write(&mut out) {
+                    Ok(sent) => {
+                        if sent.published {
+                            if let Some(b) = bell {
+                                b.ring(&Futex);
+                            }
+                        }
+                        if sent.done {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        outcome = Some(core_reply(&e));
+                        break 'messages;
+                    }
+                }
+                if let Err(r) = self.check(slot) {
+                    outcome = Some(r);
+                    break 'messages;
+                }
+                if start.elapsed() > timeout {
+                    outcome = Some(error_reply(ErrorCode::TimedOut, "the channel stayed full"));
+                    break 'messages;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+        }
+        if outcome.is_none() && abort_after.map_or(true, |n| n >= count) {
+            loop {
+                match writer.close() {
+                    Ok(sent) => {
+                        if sent.published {
+                            if let Some(b) = bell {
+                                b.ring(&Futex);
+                            }
+                        }
+                        if sent.done {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        outcome = Some(core_reply(&e));
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        drop(writer);
+        let mut reply = self.wait(slot, timeout, |h| {
+            if let Some(ans) = h.slots.get_mut(&slot).and_then(|s| s.completed.remove(&id)) {
+                return Some(answer_reply_with_bytes(&ans));
+            }
+            match h.poll(slot) {
+                Err(r) => Some(r),
+                Ok(Some(Polled::Response(rid, ans))) if rid == id => {
+                    Some(answer_reply_with_bytes(&ans))
+                }
+                Ok(_) => None,
+            }
+        });
+        let want = expected.finish();
+        reply["verified"] = json!(reply.get("text").and_then(Value::as_str) == Some(want.as_str()));
+        if let Some(o) = outcome {
+            reply["sender"] = o;
+        }
+        reply
+    }
+
+    /// The id the next call would get (CALL-1, CALL-2), without taking it.
+    fn next_id(&self, slot: u32) -> Option<u64> {
+        let inflight = u64::from(self.region.geometry().inflight_max());
+        let s = self.slots.get(&slot)?;
+        (s.last_id + 1..=s.last_id + inflight).find(|id| {
+            !s.outstanding
+                .iter()
+                .chain(s.abandoned.iter())
+                .any(|&o| o % inflight == id % inflight)
+        })
+    }
+
     fn abandon(&mut self, slot: u32, id: u64) {
         if let Some(s) = self.slots.get_mut(&slot) {
             if s.outstanding.remove(&id) {
@@ -1059,6 +1227,17 @@ enum Polled {
     Hello(Vec<u8>),
     Response(u64, Answer),
     ChannelOpen,
+}
+
+/// [`answer_reply`] plus the result as `text` when it is short UTF-8 (the `drain` digest).
+fn answer_reply_with_bytes(a: &Answer) -> Reply {
+    let mut r = answer_reply(a);
+    if a.status == 0 && a.bytes.len() <= 64 {
+        if let Ok(t) = std::str::from_utf8(&a.bytes) {
+            r["text"] = json!(t);
+        }
+    }
+    r
 }
 
 fn answer_reply(a: &Answer) -> Reply {

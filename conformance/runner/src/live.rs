@@ -34,8 +34,9 @@ pub struct Live {
 }
 
 /// The operations of `actor = "runner"` that the host thread answers.
-pub const HOST_OPS: [&str; 14] = [
+pub const HOST_OPS: [&str; 15] = [
     "bells",
+    "channel_call",
     "flip_calls",
     "reserve",
     "wait_hello",
