@@ -1,0 +1,741 @@
+"""The host side: a pool of workers and the calls made to them.
+
+::
+
+    with knit.Pool(workers=4, command=["./worker"]) as pool:
+        pool.call("hello", "World!")          # blocking
+        pool.call.hello("World!")             # the same, attribute form
+        await pool.acall.hello("World!")      # asyncio, never blocks the event loop
+        c = pool.submit("slow", 10)           # a Call: cancel(), result(timeout), channel()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import ctypes
+import itertools
+import sys
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from ctypes import byref, c_bool, c_size_t, c_void_p
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+from . import payload
+from ._buffer import Exported
+from ._lib import (
+    BACKPRESSURE_ERROR,
+    BACKPRESSURE_WAIT,
+    BORROW_FN,
+    COMPLETION_FN,
+    FOREVER,
+    FILL_FN,
+    ParticipantInfo,
+    RegionInfo,
+    WorkerInfo,
+    lib,
+    seconds_to_ns,
+)
+from ._status import CHANNEL_CLOSED, OK, TIMED_OUT, check, error, fail
+from .channel import Receiver
+from .errors import InvalidArgument, KnitError, Shutdown, TimedOut
+from .response import Response, take_bytes
+from .worker import Functions, HandlerSet, spin_policy
+
+T = TypeVar("T")
+
+DEFAULT_CHANNELS = 8
+DEFAULT_CHANNEL_RING = 64 * 1024
+# Typed arrays at least this large are written straight into the request ring (loan) when
+# they fit one record: below it, one extra copy costs less than the fill callback.
+LOAN_THRESHOLD = 16 * 1024
+
+
+def _deadline_ns(deadline: float | None) -> int:
+    """A per-call deadline in seconds as the C argument: 0 is the pool's default."""
+    if deadline is None:
+        return 0
+    if deadline == float("inf"):
+        return FOREVER
+    return seconds_to_ns(deadline)
+
+
+def _timeout_ns(timeout: float | None) -> int:
+    """A wait bound in seconds as the C argument: 0 does not wait, None waits forever."""
+    if timeout is None:
+        return FOREVER
+    if timeout <= 0:
+        return 0
+    return seconds_to_ns(timeout)
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """The state of one worker of a pool (``knit_worker_info``)."""
+
+    index: int
+    pid: int
+    ready: bool
+    dead: bool
+    outstanding: int
+    starts: int
+
+
+@dataclass(frozen=True)
+class RegionState:
+    """A pool's region header and poison state (``knit_region_info``)."""
+
+    name: str
+    major: int
+    minor: int
+    worker_slots: int
+    channel_slots: int
+    inflight_max: int
+    request_ring_cap: int
+    response_ring_cap: int
+    channel_ring_cap: int
+    poison_code: int
+    poisoned_by: int
+    region_len: int
+    max_message_len: int
+
+
+@dataclass(frozen=True)
+class ParticipantState:
+    """One participant entry of a pool's region (``knit_participant_info``)."""
+
+    index: int
+    state: int
+    role: int
+    pid: int
+    epoch: int
+    start_time: int
+    heartbeat_ns: int
+    impl_name: str
+
+
+class _CallProxy:
+    """``pool.call(name, value)`` and ``pool.call.name(value)``."""
+
+    __slots__ = ("_pool", "_bound")
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._bound: dict[str, Callable[..., Any]] = {}
+
+    def __call__(
+        self,
+        function: str,
+        value: Any = payload.NOTHING,
+        *,
+        deadline: float | None = None,
+        content_type: int | None = None,
+    ) -> Any:
+        return self._pool._call(function, value, deadline, content_type)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        bound = self._bound.get(name)
+        if bound is None:
+            call = self._pool._call
+
+            def bound(
+                value: Any = payload.NOTHING,
+                *,
+                deadline: float | None = None,
+                content_type: int | None = None,
+            ) -> Any:
+                return call(name, value, deadline, content_type)
+
+            self._bound[name] = bound
+        return bound
+
+
+class _AsyncCallProxy:
+    """``await pool.acall(name, value)`` and ``await pool.acall.name(value)``."""
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    def __call__(
+        self,
+        function: str,
+        value: Any = payload.NOTHING,
+        *,
+        deadline: float | None = None,
+        content_type: int | None = None,
+    ) -> Any:
+        return self._pool._acall(function, value, deadline, content_type)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        acall = self._pool._acall
+
+        def bound(
+            value: Any = payload.NOTHING,
+            *,
+            deadline: float | None = None,
+            content_type: int | None = None,
+        ) -> Any:
+            return acall(name, value, deadline, content_type)
+
+        return bound
+
+
+# --- asyncio completions: one trampoline for every pool, keyed by an integer user_data ------
+
+_pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+_keys = itertools.count(1)
+
+
+def _settle(fut: asyncio.Future[Any], status: int, content_type: int, data: bytes, message: str) -> None:
+    if fut.done():
+        return  # cancelled by the awaiting task meanwhile
+    if status != OK:
+        fut.set_exception(error(status, message))
+        return
+    try:
+        fut.set_result(payload.decode(data, content_type))
+    except KnitError as e:
+        fut.set_exception(e)
+
+
+def _complete(user_data: int | None, outcome: Any) -> None:
+    # Runs on the pool's callback thread: copy the outcome, hand it to the loop, return.
+    try:
+        entry = _pending.pop(user_data or 0, None)
+        if entry is None:
+            return
+        loop, fut = entry
+        o = outcome.contents
+        data = ctypes.string_at(o.data, o.len) if o.status == OK and o.len else b""
+        message = o.message.decode("utf-8", "replace") if o.message else ""
+        loop.call_soon_threadsafe(_settle, fut, o.status, o.content_type, data, message)
+    except BaseException:  # noqa: BLE001 - a closed loop; nothing may propagate into C
+        pass
+
+
+_COMPLETE = COMPLETION_FN(_complete)
+
+
+# --- borrowed results: the reader sees the response ring in place --------------------------
+
+_readers: dict[int, list[Any]] = {}
+
+
+def _borrow(user_data: int | None, data: int | None, length: int) -> None:
+    slot = _readers.get(user_data or 0)
+    if slot is None:
+        return
+    reader = slot[0]
+    memory = (ctypes.c_ubyte * length).from_address(data or 0) if length and data else None
+    view = memoryview(memory).cast("B").toreadonly() if memory is not None else memoryview(b"")
+    try:
+        slot[1] = reader(view)
+    except BaseException as e:  # noqa: BLE001 - re-raised by call_borrowed
+        slot[2] = e
+    finally:
+        try:
+            view.release()
+        except BufferError:
+            slot[3] = True  # an export of the view itself is still held
+        del view
+        # Any view left of the ring memory (a slice, a numpy array made from it) still holds
+        # the ctypes array that describes it: 2 references are this frame's and the call's.
+        if memory is not None and sys.getrefcount(memory) > 2:
+            slot[3] = True
+
+
+_BORROW = BORROW_FN(_borrow)
+
+
+# --- loans: a typed array written straight into the request ring ----------------------------
+
+_fills: dict[int, payload.Outgoing] = {}
+
+
+def _fill(user_data: int | None, buffer: int | None, length: int) -> None:
+    out = _fills.get(user_data or 0)
+    if out is None or not buffer:
+        return
+    try:
+        ctypes.memmove(buffer, out.head, len(out.head))
+        if out.nbytes:
+            with Exported(out.data) as e:
+                ctypes.memmove(buffer + len(out.head), e.address, min(out.nbytes, length - len(out.head)))
+    except BaseException:  # noqa: BLE001 - nothing may propagate into C
+        ctypes.memset(buffer, 0, length)
+
+
+_FILL = FILL_FN(_fill)
+
+
+_live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_pools() -> None:
+    # Shut pools down while the interpreter can still run completion callbacks.
+    for pool in list(_live_pools):
+        pool.close()
+
+
+class Pool:
+    """A host and its workers: processes started from ``command`` (any language speaking
+    Knit), or threads of this process running Python ``handlers``.
+
+    Options (None keeps the library's default): ``workers`` (1 to 1024); ``deadline`` the
+    default call deadline in seconds; ``restart`` a dead worker; ``spin`` ("balanced",
+    "lowest-latency", "none" or a number of re-checks); ``ring_size`` of request and response
+    rings (bytes, power of two); ``channels`` slots (default 8, 0 for none) of
+    ``channel_ring`` bytes; ``inflight`` calls per worker; ``max_message_len``;
+    ``backpressure`` "wait" or "error" (full ring: wait, or raise WouldBlock);
+    ``start_timeout`` / ``shutdown_timeout`` in seconds; ``env`` added to the workers'
+    environment.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str] | str | None = None,
+        *,
+        workers: int = 1,
+        handlers: Functions | None = None,
+        env: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        restart: bool = False,
+        spin: str | int | None = None,
+        ring_size: int | None = None,
+        channels: int = DEFAULT_CHANNELS,
+        channel_ring: int = DEFAULT_CHANNEL_RING,
+        inflight: int | None = None,
+        max_message_len: int | None = None,
+        backpressure: str = "wait",
+        start_timeout: float | None = None,
+        shutdown_timeout: float | None = None,
+    ) -> None:
+        self._h: int | None = None
+        if (command is None) == (handlers is None):
+            raise ValueError("give either command (process workers) or handlers (thread workers)")
+        self._names: dict[str, bytes] = {}
+        self.call = _CallProxy(self)
+        """Blocking calls: ``pool.call(name, value)`` or ``pool.call.name(value)``."""
+        self.acall = _AsyncCallProxy(self)
+        """Asyncio calls: ``await pool.acall(name, value)`` or ``pool.acall.name(value)``."""
+        cfg = c_void_p()
+        check(lib.knit_config_new(byref(cfg)))
+        handler_set: HandlerSet | None = None
+        try:
+            c = cfg.value
+            check(lib.knit_config_set_workers(c, workers))
+            if command is not None:
+                argv = [command] if isinstance(command, str) else list(command)
+                if not argv:
+                    raise ValueError("command is empty")
+                c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[a.encode() for a in argv], None)
+                c_env = None
+                if env:
+                    pairs = [f"{k}={v}".encode() for k, v in env.items()]
+                    c_env = (ctypes.c_char_p * (len(pairs) + 1))(*pairs, None)
+                check(lib.knit_config_set_process(c, c_argv, c_env))
+            else:
+                handler_set = HandlerSet(handlers or {})
+                check(lib.knit_config_set_threads(c, handler_set.handle))
+            check(lib.knit_config_set_spin(c, *spin_policy(spin)))
+            if ring_size is not None:
+                check(lib.knit_config_set_ring_sizes(c, ring_size, ring_size))
+            if channels:
+                check(lib.knit_config_set_channels(c, channels, channel_ring))
+            if inflight is not None:
+                check(lib.knit_config_set_inflight(c, inflight))
+            if max_message_len is not None:
+                check(lib.knit_config_set_max_message_len(c, max_message_len))
+            if deadline is not None:
+                check(lib.knit_config_set_default_deadline(c, seconds_to_ns(deadline)))
+            check(lib.knit_config_set_restart(c, restart))
+            policies = {"wait": BACKPRESSURE_WAIT, "error": BACKPRESSURE_ERROR}
+            if backpressure not in policies:
+                raise ValueError(f"backpressure is 'wait' or 'error', not {backpressure!r}")
+            check(lib.knit_config_set_backpressure(c, policies[backpressure]))
+            if start_timeout is not None:
+                check(lib.knit_config_set_start_timeout(c, seconds_to_ns(start_timeout)))
+            if shutdown_timeout is not None:
+                check(lib.knit_config_set_shutdown_timeout(c, seconds_to_ns(shutdown_timeout)))
+            pool = c_void_p()
+            check(lib.knit_pool_start(c, byref(pool)))
+            self._h = pool.value
+        finally:
+            lib.knit_config_free(cfg.value)
+            if handler_set is not None:
+                handler_set.free()
+        info = self.info()
+        self._loan_limit = info.request_ring_cap // 2 - 48  # RING-1 minus the request headers
+        _live_pools.add(self)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _handle(self) -> int:
+        h = self._h
+        if h is None:
+            raise Shutdown("the pool is closed")
+        return h
+
+    def close(self) -> None:
+        """Shuts the pool down (workers finish what they read and leave; calls still
+        outstanding fail with SHUTDOWN) and frees it. Idempotent."""
+        h, self._h = self._h, None
+        if h is not None:
+            lib.knit_pool_free(h)
+
+    def shutdown(self) -> None:
+        """Shuts the pool down but keeps the handle (later calls raise Shutdown)."""
+        if self._h is not None:
+            lib.knit_pool_shutdown(self._h)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _name(self, function: str) -> bytes:
+        b = self._names.get(function)
+        if b is None:
+            if not isinstance(function, str):
+                raise TypeError(f"a function name is a str, not {type(function).__name__}")
+            b = function.encode("utf-8")
+            self._names[function] = b
+        return b
+
+    def _call(self, function: str, value: Any, deadline: float | None, content_type: int | None) -> Any:
+        h = self._handle()
+        name = self._name(function)
+        out = payload.encode(value, content_type)
+        response = c_void_p()
+        if out.head and deadline is None and LOAN_THRESHOLD <= out.total <= self._loan_limit:
+            status = self._call_loan(h, name, out, response)
+        else:
+            data = out.contiguous()
+            if isinstance(data, bytes):
+                status = lib.knit_call(
+                    h, name, data, len(data), out.content_type, _deadline_ns(deadline), byref(response)
+                )
+            else:
+                with Exported(data) as e:
+                    status = lib.knit_call(
+                        h, name, e.address, e.nbytes, out.content_type, _deadline_ns(deadline),
+                        byref(response),
+                    )  # fmt: skip
+        if status != OK:
+            fail(status)
+        data_, ct = take_bytes(response.value or 0)
+        return payload.decode(data_, ct)
+
+    def _call_loan(self, h: int, name: bytes, out: payload.Outgoing, response: c_void_p) -> int:
+        key = next(_keys)
+        _fills[key] = out
+        try:
+            return int(lib.knit_call_loan(h, name, out.total, out.content_type, _FILL, key, byref(response)))
+        finally:
+            del _fills[key]
+
+    def call_response(
+        self,
+        function: str,
+        value: Any = payload.NOTHING,
+        *,
+        deadline: float | None = None,
+        content_type: int | None = None,
+    ) -> Response:
+        """Like ``call``, but returns the :class:`Response` itself: its bytes as a memoryview
+        without a copy, alive as long as a view of them is."""
+        h = self._handle()
+        out = payload.encode(value, content_type)
+        data = out.contiguous()
+        response = c_void_p()
+        with Exported(data) as e:
+            status = lib.knit_call(
+                h, self._name(function), e.address, e.nbytes, out.content_type,
+                _deadline_ns(deadline), byref(response),
+            )  # fmt: skip
+        if status != OK:
+            fail(status)
+        return Response(response.value or 0)
+
+    def call_borrowed(
+        self,
+        function: str,
+        value: Any,
+        reader: Callable[[memoryview], T],
+        *,
+        content_type: int | None = None,
+    ) -> T:
+        """Calls ``function`` and runs ``reader(view)`` on the result where it lies (the
+        response ring itself when it is one record: no copy at all); returns what ``reader``
+        returns. Lifetime rule: ``view`` is valid only while ``reader`` runs; it is released
+        when ``reader`` returns, so ``reader`` copies what it keeps. Keeping anything that
+        still refers to it (a slice, a numpy array made with ``frombuffer``, ...) raises
+        :class:`BufferError` after the call: that memory is the ring's and is reused at once.
+        The deadline is the pool's default."""
+        h = self._handle()
+        out = payload.encode(value, content_type)
+        data = out.contiguous()
+        key = next(_keys)
+        slot: list[Any] = [reader, None, None, False]
+        _readers[key] = slot
+        try:
+            with Exported(data) as e:
+                status = lib.knit_call_borrow(
+                    h, self._name(function), e.address, e.nbytes, out.content_type, _BORROW, key
+                )
+        finally:
+            del _readers[key]
+        if status != OK:
+            fail(status)
+        if slot[2] is not None:
+            raise slot[2]
+        if slot[3]:
+            raise BufferError("a view of the borrowed result outlived its reader: copy what you keep")
+        return slot[1]  # type: ignore[no-any-return]
+
+    async def _acall(
+        self, function: str, value: Any, deadline: float | None, content_type: int | None
+    ) -> Any:
+        # The completion arrives on the library's callback thread and is handed to this loop
+        # with call_soon_threadsafe: the loop never blocks on the call. (Under the "wait"
+        # backpressure a full request ring makes the send itself wait for room.)
+        h = self._handle()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        out = payload.encode(value, content_type)
+        data = out.contiguous()
+        key = next(_keys)
+        _pending[key] = (loop, fut)
+        with Exported(data) as e:
+            status = lib.knit_call_callback(
+                h, self._name(function), e.address, e.nbytes, out.content_type,
+                _deadline_ns(deadline), _COMPLETE, key,
+            )  # fmt: skip
+        if status != OK:
+            _pending.pop(key, None)
+            fail(status)
+        return await fut
+
+    def submit(
+        self,
+        function: str,
+        value: Any = payload.NOTHING,
+        *,
+        deadline: float | None = None,
+        content_type: int | None = None,
+    ) -> Call:
+        """Starts a call and returns at once with its :class:`Call` (the request is sent
+        before this returns)."""
+        h = self._handle()
+        out = payload.encode(value, content_type)
+        data = out.contiguous()
+        ticket = c_void_p()
+        with Exported(data) as e:
+            status = lib.knit_call_async(
+                h, self._name(function), e.address, e.nbytes, out.content_type,
+                _deadline_ns(deadline), byref(ticket),
+            )  # fmt: skip
+        if status != OK:
+            fail(status)
+        return Call(ticket.value or 0)
+
+    def stream(
+        self,
+        function: str,
+        value: Any = payload.NOTHING,
+        *,
+        deadline: float | None = None,
+        content_type: int | None = None,
+    ) -> Stream:
+        """Calls a streaming function: iterate the returned :class:`Stream` for the messages
+        of its channel, then ``result()`` for the call's result."""
+        return Stream(self.submit(function, value, deadline=deadline, content_type=content_type))
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def info(self) -> RegionState:
+        """The pool's region header and poison state."""
+        i = RegionInfo(struct_size=ctypes.sizeof(RegionInfo))
+        check(lib.knit_pool_get_info(self._handle(), byref(i)))
+        return RegionState(
+            i.name.decode("utf-8", "replace"), i.major, i.minor, i.worker_slots, i.channel_slots,
+            i.inflight_max, i.request_ring_cap, i.response_ring_cap, i.channel_ring_cap,
+            i.poison_code, i.poisoned_by, i.region_len, i.max_message_len,
+        )  # fmt: skip
+
+    def worker(self, index: int) -> WorkerState:
+        """The state of worker ``index`` (1 to the number of workers)."""
+        w = WorkerInfo(struct_size=ctypes.sizeof(WorkerInfo))
+        check(lib.knit_pool_get_worker(self._handle(), index, byref(w)))
+        return WorkerState(w.index, w.pid, w.ready, w.dead, w.outstanding, w.starts)
+
+    def workers(self) -> list[WorkerState]:
+        """The state of every worker."""
+        return [self.worker(i) for i in range(1, self.info().worker_slots + 1)]
+
+    def participant(self, index: int) -> ParticipantState:
+        """Participant entry ``index`` of the region (0 the host), read once and validated."""
+        p = ParticipantInfo(struct_size=ctypes.sizeof(ParticipantInfo))
+        check(lib.knit_pool_get_participant(self._handle(), index, byref(p)))
+        return ParticipantState(
+            p.index, p.state, p.role, p.pid, p.epoch, p.start_time, p.heartbeat_ns,
+            p.impl_name.decode("utf-8", "replace"),
+        )  # fmt: skip
+
+
+_UNSET: Any = object()
+
+
+class Call:
+    """A call in flight (a ``knit_ticket``). ``result()`` waits for its outcome (given again
+    on every later ``result()``), ``cancel()`` cancels it at the worker (CANCEL-1),
+    ``channel()`` takes the channel its handler streams on."""
+
+    __slots__ = ("_h", "_result", "_error", "__weakref__")
+
+    def __init__(self, handle: int) -> None:
+        self._h: int | None = handle
+        self._result: Any = _UNSET
+        self._error: KnitError | None = None
+
+    def _handle(self) -> int:
+        if self._h is None:
+            raise InvalidArgument("this call was closed")
+        return self._h
+
+    def done(self) -> bool:
+        """Whether the outcome is ready (never blocks)."""
+        if self._result is not _UNSET or self._error is not None:
+            return True
+        flag = c_bool(False)
+        check(lib.knit_ticket_poll(self._handle(), byref(flag)))
+        return bool(flag.value)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The call's result, waiting at most ``timeout`` seconds (None: no bound); raises the
+        call's error, or :class:`knit.TimedOut` when it has not finished in time (the call
+        goes on)."""
+        if self._result is _UNSET and self._error is None:
+            response = c_void_p()
+            bound = _timeout_ns(timeout)
+            status = lib.knit_ticket_wait(self._handle(), bound, byref(response))
+            if status == TIMED_OUT and bound != FOREVER and not self.done():
+                raise TimedOut(f"the call has not finished within {timeout} s")
+            if status != OK:
+                try:
+                    fail(status)
+                except KnitError as e:
+                    self._error = e
+            else:
+                data, ct = take_bytes(response.value or 0)
+                try:
+                    self._result = payload.decode(data, ct)
+                except KnitError as e:
+                    self._error = e
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def cancel(self) -> None:
+        """Cancels the call: the worker is told, and the outcome becomes
+        :class:`knit.Cancelled` unless the call had already finished."""
+        check(lib.knit_ticket_cancel(self._handle()))
+
+    def channel(self) -> Receiver:
+        """Waits until the handler opens its channel and returns the reading end; raises
+        :class:`knit.ChannelClosed` when the call ends without opening one. Take it before
+        waiting for the result: a handler filling its channel waits for the host to read."""
+        receiver = c_void_p()
+        check(lib.knit_ticket_channel(self._handle(), byref(receiver)))
+        return Receiver(receiver.value or 0)
+
+    def close(self) -> None:
+        """Frees the call; a call still running is cancelled."""
+        h, self._h = self._h, None
+        if h is not None:
+            lib.knit_ticket_free(h)
+
+    def __enter__(self) -> Call:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def wait_any(calls: Sequence[Call], timeout: float | None = None) -> int:
+    """Waits until one of ``calls`` has finished and returns its position; raises
+    :class:`knit.TimedOut` when none finished within ``timeout`` seconds."""
+    handles = (c_void_p * len(calls))(*[c._handle() for c in calls])
+    index = c_size_t()
+    status = lib.knit_wait_any(handles, len(calls), _timeout_ns(timeout), byref(index))
+    if status != OK:
+        fail(status)
+    return index.value
+
+
+class Stream:
+    """The messages a streaming call sends on its channel, then its result."""
+
+    __slots__ = ("call", "_receiver")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self._receiver: Receiver | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            self._receiver = self.call.channel()
+        except KnitError as e:
+            if e.code == CHANNEL_CLOSED:
+                return  # the call ended without a channel
+            raise
+        yield from self._receiver
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The call's result (after the stream)."""
+        return self.call.result(timeout)
+
+    def close(self) -> None:
+        """Frees the channel and the call (cancelled if still running)."""
+        if self._receiver is not None:
+            self._receiver.close()
+        self.call.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

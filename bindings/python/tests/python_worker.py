@@ -1,0 +1,168 @@
+"""A Knit worker process in Python for the tests: the functions every Knit test worker serves
+(hello, echo, checksum, panic, exit, sleep_ms, sleep_until_cancelled, pid, progress), so the
+Rust host example (knit-ffi/examples/rust_host.rs) can drive it, plus Python-specific ones."""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import knit  # noqa: E402
+from checks import word_checksum  # noqa: E402
+
+
+def millis(data: bytes | None) -> int:
+    if data is None or len(data) != 8:
+        raise ValueError("want 8 bytes (u64 milliseconds)")
+    return int(struct.unpack("<Q", data)[0])
+
+
+@knit.function
+def hello(name: str) -> str:
+    return f"Hello, {name}"
+
+
+@knit.function(raw=True)
+def echo(req: knit.Request) -> knit.Payload:
+    # The request's own bytes and content type, whatever they are.
+    return knit.Payload(bytes(req.payload), req.content_type)
+
+
+@knit.function(raw=True)
+def checksum(req: knit.Request) -> bytes:
+    return struct.pack("<Q", word_checksum(req.payload))
+
+
+@knit.function
+def pid() -> bytes:
+    return struct.pack("<I", os.getpid())
+
+
+@knit.function
+def panic() -> None:
+    raise RuntimeError("worker process panicked on purpose")
+
+
+@knit.function(name="exit")
+def exit_() -> None:
+    os._exit(7)
+
+
+@knit.function
+def sleep_ms(data: bytes) -> None:
+    time.sleep(millis(data) / 1000)
+
+
+@knit.function
+def sleep_until_cancelled(data: bytes) -> bytes:
+    for _ in range(millis(data)):
+        if knit.cancelled():
+            raise knit.Cancelled("saw the cancel entry")
+        time.sleep(0.001)
+    return b"not cancelled"
+
+
+@knit.function
+def progress(data: bytes):  # type: ignore[no-untyped-def]
+    n = struct.unpack("<I", data)[0]
+    for i in range(n):
+        yield f"step {i} of {n}".encode()
+    return b""
+
+
+# --- Python-specific ---------------------------------------------------------------------
+
+
+@knit.function
+def describe(value: object) -> dict[str, object]:
+    """What the handler received: its Python type, and for arrays dtype and shape."""
+    out: dict[str, object] = {"type": type(value).__name__}
+    if hasattr(value, "dtype"):
+        out["dtype"] = str(getattr(value, "dtype"))
+        out["shape"] = list(getattr(value, "shape"))
+    return out
+
+
+@knit.function
+def roundtrip(value: object) -> object:
+    """Returns the decoded value, re-encoded by the worker."""
+    return value
+
+
+@knit.function
+def double(array):  # type: ignore[no-untyped-def]
+    return array * 2
+
+
+@knit.function
+def fail_with(code: int) -> None:
+    if code >= 1000:
+        raise knit.ApplicationError(f"application failure {code}", code)
+    raise knit.errors.error_for(code, f"failure {code}")
+
+
+@knit.function
+def wait_deadline() -> float | None:
+    """Seconds left until the call's deadline, as the handler sees it."""
+    return knit.current().time_left()
+
+
+@knit.function
+def count_to(n: int):  # type: ignore[no-untyped-def]
+    """Streams n JSON numbers, then returns their sum."""
+    total = 0
+    for i in range(n):
+        total += i
+        yield i
+    return total
+
+
+@knit.function(raw=True, streaming=True)
+def sends_until_refused(req: knit.Request) -> str:
+    ch = req.open_channel()
+    for i in range(1_000_000):
+        try:
+            ch.send(i.to_bytes(8, "little"))
+        except knit.ChannelAborted as e:
+            return f"aborted after {i}: {e.name}"
+    return "never aborted"
+
+
+@knit.function
+def started_then_sleep(ms: int):  # type: ignore[no-untyped-def]
+    """Tells the caller it runs (a message on its channel), then sleeps: a call that is
+    certainly inside its handler."""
+    yield "started"
+    time.sleep(ms / 1000)
+    return "slept"
+
+
+@knit.function
+def fail_midstream(n: int):  # type: ignore[no-untyped-def]
+    for i in range(n):
+        yield i
+    raise ValueError("stream broke")
+
+
+@knit.function(raw=True, streaming=True)
+def try_send_until_full(req: knit.Request) -> int:
+    """try_send 4 KiB messages until the channel is full; returns how many went out."""
+    ch = req.open_channel()
+    sent = 0
+    while True:
+        try:
+            ch.try_send(bytes(4096))
+        except knit.WouldBlock:
+            break
+        sent += 1
+    ch.close()
+    return sent
+
+
+if __name__ == "__main__":
+    knit.serve()
