@@ -23,9 +23,11 @@ struct Agent {
     host: Option<HostActor>,
     raw: Option<RawWorker>,
     spawned: Option<std::process::Child>,
+    pool: Option<knit::Pool>,
 }
 
-const CAPABILITIES: [&str; 11] = [
+const CAPABILITIES: [&str; 12] = [
+    "pool",
     "channels",
     "spawn",
     "validate.region",
@@ -88,6 +90,13 @@ impl Agent {
             "raw_respond" => self.raw("respond", c),
             "raw_store_tail" => self.raw("store_tail", c),
             "stats" => Ok(ok(stats())),
+            "pool_start" => self.pool_start(c),
+            "pool_call" => self.pool_call(c),
+            "pool_workers" => self.pool_workers(),
+            "pool_stop" => {
+                self.pool = None;
+                Ok(ok(json!({})))
+            }
             "spawn_worker" => self.spawn_worker(c),
             "wait_spawned" => Ok(self.wait_spawned(c)),
             "reset" => {
@@ -266,7 +275,91 @@ impl Agent {
         }
     }
 
+    /// Starts the runtime's own host, `knit::Pool`, with `workers` workers serving
+    /// `functions`: threads of this process, or (`process: true`) processes of this program
+    /// started the way a host starts them (MAP-5). `restart` restarts dead workers (LIVE-5).
+    fn pool_start(&mut self, c: &Value) -> Result<Value, Value> {
+        let fs = knit_conformance::behaviour::functions(c.get("functions")).map_err(invalid)?;
+        let workers = c
+            .get("workers")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(1);
+        let mut b = knit::Pool::builder().workers(workers).channels(1, 4096);
+        if let Some(n) = c.get("max_message_len").and_then(Value::as_u64) {
+            b = b.max_message_len(n);
+        }
+        if let Some(on) = c.get("restart").and_then(Value::as_bool) {
+            b = b.restart(on);
+        }
+        b = if c.get("process").and_then(Value::as_bool) == Some(true) {
+            let exe = std::env::current_exe()
+                .map_err(|e| error_reply(ErrorCode::OsError, e.to_string()))?;
+            let mut cmd = std::process::Command::new(exe);
+            cmd.arg(SERVE_ENV_FLAG).env(
+                FUNCTIONS_ENV,
+                c.get("functions").map(Value::to_string).unwrap_or_default(),
+            );
+            b.process(cmd)
+        } else {
+            let mut handlers = knit::Handlers::new();
+            for f in fs {
+                let name = f.name.clone();
+                handlers = handlers.handle(&name, move |ctx, req| f.run(ctx, req));
+            }
+            b.threads(handlers)
+        };
+        let pool = b
+            .build()
+            .map_err(|e| error_reply(e.code(), e.to_string()))?;
+        let region = pool.region_name().unwrap_or_default().to_owned();
+        self.pool = Some(pool);
+        Ok(ok(json!({"region": region})))
+    }
+
+    /// A call through `knit::Pool`: `payload(seed, len)` to `function`, with `deadline_ms`.
+    fn pool_call(&mut self, c: &Value) -> Result<Value, Value> {
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| invalid("no pool: pool_start first"))?;
+        let function = str_arg(c, "function")?;
+        let seed = c.get("seed").and_then(Value::as_u64).unwrap_or(0);
+        let len = c
+            .get("len")
+            .and_then(Value::as_u64)
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(0);
+        let body = knit_conformance::payload::payload(seed, len);
+        let mut options = knit::CallOptions::default();
+        if let Some(ms) = c.get("deadline_ms").and_then(Value::as_u64) {
+            options.deadline = Some(Duration::from_millis(ms));
+        }
+        Ok(match pool.call_with_options(function, &body[..], options) {
+            Ok(r) => ok(json!({
+                "content_type": r.content_type(),
+                "len": r.bytes().len(),
+                "digest": knit_conformance::payload::digest(r.bytes()),
+            })),
+            Err(e) => knit_conformance::host::status_reply(e.status, e.message),
+        })
+    }
+
+    fn pool_workers(&mut self) -> Result<Value, Value> {
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| invalid("no pool: pool_start first"))?;
+        let list: Vec<Value> = pool
+            .workers()
+            .iter()
+            .map(|w| json!({"index": w.index, "ready": w.ready, "dead": w.dead, "starts": w.starts, "pid": w.pid}))
+            .collect();
+        Ok(ok(json!({"workers": list})))
+    }
+
     fn reset(&mut self) {
+        self.pool = None;
         if let Some(mut child) = self.spawned.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -300,19 +393,42 @@ fn stats() -> Value {
 
 /// The flag that makes this program a worker process (see `Agent::spawn_worker`).
 const SERVE_ENV_FLAG: &str = "--serve-from-env";
+/// The functions such a worker process serves (a JSON list as in `serve`; `echo` when unset).
+const FUNCTIONS_ENV: &str = "KNIT_AGENT_FUNCTIONS";
+
+/// The worker process: region and slot from the environment or arguments (MAP-5), the
+/// functions of `KNIT_AGENT_FUNCTIONS`.
+fn serve_from_env() -> i32 {
+    let spec = std::env::var(FUNCTIONS_ENV)
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .unwrap_or_else(|| json!([{"name": "echo"}]));
+    let fs = match knit_conformance::behaviour::functions(Some(&spec)) {
+        Ok(fs) => fs,
+        Err(e) => {
+            eprintln!("knit-agent worker: {e}");
+            return 2;
+        }
+    };
+    let run = knit::Worker::from_env().and_then(|mut w| {
+        for f in fs {
+            let name = f.name.clone();
+            w = w.handle(&name, move |ctx, req| f.run(ctx, req));
+        }
+        w.run()
+    });
+    match run {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("knit-agent worker: {e}");
+            1
+        }
+    }
+}
 
 fn main() {
     if std::env::args().any(|a| a == SERVE_ENV_FLAG) {
-        let code = match knit::Worker::from_env()
-            .and_then(|w| w.handle("echo", |_, req| Ok(req.payload.to_vec())).run())
-        {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("knit-agent worker: {e}");
-                1
-            }
-        };
-        std::process::exit(code);
+        std::process::exit(serve_from_env());
     }
     let mut input = BufReader::new(io::stdin().lock());
     let mut output = BufWriter::new(io::stdout().lock());

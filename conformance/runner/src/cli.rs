@@ -84,12 +84,29 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 fn selected(id: &str, group: &str, o: &Options) -> bool {
-    let by_case = o.cases.is_empty()
-        || o.cases
-            .iter()
-            .any(|c| c.strip_suffix('*').map_or(c == id, |p| id.starts_with(p)));
+    let by_case = o.cases.is_empty() || o.cases.iter().any(|c| glob(c, id));
     let by_group = o.groups.is_empty() || o.groups.iter().any(|g| g == group);
     by_case && by_group
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, rest) = parts.split_first().unwrap_or((&"", &[]));
+    let Some(mut remaining) = text.strip_prefix(first) else {
+        return false;
+    };
+    for (i, part) in rest.iter().enumerate() {
+        let last = i + 1 == rest.len();
+        if last {
+            return remaining.ends_with(part);
+        }
+        match remaining.find(part) {
+            Some(at) => remaining = &remaining[at + part.len()..],
+            None => return false,
+        }
+    }
+    remaining.is_empty()
 }
 
 /// Runs the suite; the exit status is 0 when the run passed (README §6).
@@ -503,4 +520,19 @@ fn strict_order(kind: &str, class: Option<&str>) -> bool {
             class,
             Some("BAD_POSITION" | "BAD_RECORD_LENGTH" | "BAD_PADDING")
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn case_patterns_match_like_globs() {
+        assert!(glob("layout.bad-magic", "layout.bad-magic"));
+        assert!(!glob("layout.bad", "layout.bad-magic"));
+        assert!(glob("layout.*", "layout.bad-magic"));
+        assert!(glob("*pool*", "calls.pool-thread-workers"));
+        assert!(glob("*-magic", "layout.bad-magic"));
+        assert!(!glob("*pool*", "calls.echo"));
+    }
 }

@@ -387,7 +387,11 @@ pub fn substitute(v: &Value, vars: &BTreeMap<String, Value>) -> Value {
                 None => return v.clone(),
             };
             for p in &path[1..] {
-                cur = cur.get(*p).cloned().unwrap_or(Value::Null);
+                let next = match p.parse::<usize>() {
+                    Ok(i) if cur.is_array() => cur.get(i),
+                    _ => cur.get(*p),
+                };
+                cur = next.cloned().unwrap_or(Value::Null);
             }
             cur
         }

@@ -272,6 +272,22 @@ impl Runner {
                 });
                 Ok(ok())
             }
+            "kill_pid_after" => {
+                // A worker process the agent's own host started (found through `pool_workers`).
+                let pid = a
+                    .get("pid")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| i32::try_from(p).ok())
+                    .ok_or("kill_pid_after needs pid")?;
+                let ms = u64_of(a, "ms", 0);
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                    }
+                });
+                Ok(ok())
+            }
             "sleep" => {
                 std::thread::sleep(Duration::from_millis(u64_of(a, "ms", 0)));
                 Ok(ok())
