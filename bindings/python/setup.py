@@ -55,9 +55,17 @@ def find_library() -> Path | None:
         return None
     found = _built(root)
     if found is None and shutil.which("cargo"):
-        prefix = subprocess.run(
-            [str(root / "scripts" / "build-c")], cwd=root, check=True, capture_output=True, text=True
-        ).stdout.strip().splitlines()[-1]
+        prefix = (
+            subprocess.run(
+                [str(root / "scripts" / "build-c")],
+                cwd=root,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         found = Path(prefix) / "lib" / "libknit.so"
     return found
 

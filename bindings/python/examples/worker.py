@@ -1,7 +1,8 @@
 """A Knit worker in Python, serving `hello` and `checksum` like examples/c/worker.c and the
 Rust test worker. A host in any language starts it as a process worker, for example:
 
-    Rust:    Pool::builder().process(Command::new("python3").arg("bindings/python/examples/worker.py"))
+    Rust:    Pool::builder()
+                 .process(Command::new("python3").arg("bindings/python/examples/worker.py"))
     Python:  knit.Pool(["python3", "bindings/python/examples/worker.py"])
 
     hello     "World" -> "Hello, World"                            (UTF-8 text)

@@ -49,7 +49,7 @@ class Exported:
     """A C-contiguous export of ``obj``: ``address`` and ``nbytes`` stay valid until
     :meth:`release` (or the end of the ``with`` block)."""
 
-    __slots__ = ("_view", "_held", "address", "nbytes")
+    __slots__ = ("_held", "_view", "address", "nbytes")
 
     def __init__(self, obj: object) -> None:
         self._view = _PyBuffer()

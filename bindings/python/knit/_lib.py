@@ -329,4 +329,4 @@ def is_little_endian() -> bool:
     return sys.byteorder == "little"
 
 
-__all__ = ["lib", "LibraryNotFound", "last_error", "monotonic_ns", "seconds_to_ns"]
+__all__ = ["LibraryNotFound", "last_error", "lib", "monotonic_ns", "seconds_to_ns"]

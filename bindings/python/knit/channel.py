@@ -159,4 +159,4 @@ class Receiver:
         self.close()
 
 
-__all__ = ["Sender", "Receiver", "CHANNEL_CLOSED"]
+__all__ = ["CHANNEL_CLOSED", "Receiver", "Sender"]

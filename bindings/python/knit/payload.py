@@ -113,9 +113,8 @@ class TypedArray:
         d = _BY_NAME[self.dtype]
         if d.struct_char is None or d.struct_char == "e" or not _lib.is_little_endian():
             return self.data
-        return self.data.cast(d.struct_char, self.shape) if self.shape else self.data.cast(
-            d.struct_char
-        )
+        fmt: Any = d.struct_char  # a format the checks above allow
+        return self.data.cast(fmt, self.shape) if self.shape else self.data.cast(fmt)
 
     def tolist(self) -> Any:
         """The elements as (nested) Python lists."""
@@ -158,7 +157,7 @@ def numpy() -> Any:
 def _numpy_dtype(np: Any, d: DType) -> Any:
     if d.code == 12:
         try:
-            import ml_dtypes  # bfloat16 lives outside numpy
+            import ml_dtypes  # type: ignore[import-not-found]  # bfloat16 lives outside numpy
 
             return np.dtype(ml_dtypes.bfloat16)
         except ImportError:
@@ -178,9 +177,19 @@ _FORMAT_KIND = {
     "?": "b",
 }
 _KIND_SIZE = {
-    ("u", 1): 1, ("i", 1): 2, ("u", 2): 3, ("i", 2): 4, ("u", 4): 5, ("i", 4): 6,
-    ("u", 8): 7, ("i", 8): 8, ("f", 2): 9, ("f", 4): 10, ("f", 8): 11, ("b", 1): 13,
-}  # fmt: skip
+    ("u", 1): 1,
+    ("i", 1): 2,
+    ("u", 2): 3,
+    ("i", 2): 4,
+    ("u", 4): 5,
+    ("i", 4): 6,
+    ("u", 8): 7,
+    ("i", 8): 8,
+    ("f", 2): 9,
+    ("f", 4): 10,
+    ("f", 8): 11,
+    ("b", 1): 13,
+}
 
 
 def _dtype_of_format(fmt: str, itemsize: int) -> DType:
@@ -226,7 +235,9 @@ def array_parts(value: Any) -> ArrayParts:
             if code is None:
                 raise TypeError(f"the protocol has no dtype for numpy {arr.dtype}")
             d = DTYPES[code]
-        if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not _lib.is_little_endian()):
+        if arr.dtype.byteorder == ">" or (
+            arr.dtype.byteorder == "=" and not _lib.is_little_endian()
+        ):
             arr = arr.astype(arr.dtype.newbyteorder("<"))
         if not arr.flags.c_contiguous:
             arr = np.ascontiguousarray(arr)
@@ -275,7 +286,9 @@ class Outgoing:
 
 def _json(value: Any) -> bytes:
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
     except (TypeError, ValueError) as e:
         raise TypeError(f"cannot send {type(value).__name__} as JSON: {e}") from e
 

@@ -30,8 +30,8 @@ from ._lib import (
     BACKPRESSURE_WAIT,
     BORROW_FN,
     COMPLETION_FN,
-    FOREVER,
     FILL_FN,
+    FOREVER,
     ParticipantInfo,
     RegionInfo,
     WorkerInfo,
@@ -119,7 +119,7 @@ class ParticipantState:
 class _CallProxy:
     """``pool.call(name, value)`` and ``pool.call.name(value)``."""
 
-    __slots__ = ("_pool", "_bound")
+    __slots__ = ("_bound", "_pool")
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
@@ -194,7 +194,9 @@ _pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
 _keys = itertools.count(1)
 
 
-def _settle(fut: asyncio.Future[Any], status: int, content_type: int, data: bytes, message: str) -> None:
+def _settle(
+    fut: asyncio.Future[Any], status: int, content_type: int, data: bytes, message: str
+) -> None:
     if fut.done():
         return  # cancelled by the awaiting task meanwhile
     if status != OK:
@@ -217,8 +219,8 @@ def _complete(user_data: int | None, outcome: Any) -> None:
         data = ctypes.string_at(o.data, o.len) if o.status == OK and o.len else b""
         message = o.message.decode("utf-8", "replace") if o.message else ""
         loop.call_soon_threadsafe(_settle, fut, o.status, o.content_type, data, message)
-    except BaseException:  # noqa: BLE001 - a closed loop; nothing may propagate into C
-        pass
+    except BaseException:
+        pass  # a closed loop; nothing may propagate into C
 
 
 _COMPLETE = COMPLETION_FN(_complete)
@@ -238,7 +240,7 @@ def _borrow(user_data: int | None, data: int | None, length: int) -> None:
     view = memoryview(memory).cast("B").toreadonly() if memory is not None else memoryview(b"")
     try:
         slot[1] = reader(view)
-    except BaseException as e:  # noqa: BLE001 - re-raised by call_borrowed
+    except BaseException as e:  # re-raised by call_borrowed, on the caller's side
         slot[2] = e
     finally:
         try:
@@ -268,8 +270,10 @@ def _fill(user_data: int | None, buffer: int | None, length: int) -> None:
         ctypes.memmove(buffer, out.head, len(out.head))
         if out.nbytes:
             with Exported(out.data) as e:
-                ctypes.memmove(buffer + len(out.head), e.address, min(out.nbytes, length - len(out.head)))
-    except BaseException:  # noqa: BLE001 - nothing may propagate into C
+                ctypes.memmove(
+                    buffer + len(out.head), e.address, min(out.nbytes, length - len(out.head))
+                )
+    except BaseException:  # nothing may propagate into C: send zeros rather than stale bytes
         ctypes.memset(buffer, 0, length)
 
 
@@ -422,7 +426,9 @@ class Pool:
             self._names[function] = b
         return b
 
-    def _call(self, function: str, value: Any, deadline: float | None, content_type: int | None) -> Any:
+    def _call(
+        self, function: str, value: Any, deadline: float | None, content_type: int | None
+    ) -> Any:
         h = self._handle()
         name = self._name(function)
         out = payload.encode(value, content_type)
@@ -433,14 +439,25 @@ class Pool:
             data = out.contiguous()
             if isinstance(data, bytes):
                 status = lib.knit_call(
-                    h, name, data, len(data), out.content_type, _deadline_ns(deadline), byref(response)
+                    h,
+                    name,
+                    data,
+                    len(data),
+                    out.content_type,
+                    _deadline_ns(deadline),
+                    byref(response),
                 )
             else:
                 with Exported(data) as e:
                     status = lib.knit_call(
-                        h, name, e.address, e.nbytes, out.content_type, _deadline_ns(deadline),
+                        h,
+                        name,
+                        e.address,
+                        e.nbytes,
+                        out.content_type,
+                        _deadline_ns(deadline),
                         byref(response),
-                    )  # fmt: skip
+                    )
         if status != OK:
             fail(status)
         data_, ct = take_bytes(response.value or 0)
@@ -450,7 +467,11 @@ class Pool:
         key = next(_keys)
         _fills[key] = out
         try:
-            return int(lib.knit_call_loan(h, name, out.total, out.content_type, _FILL, key, byref(response)))
+            return int(
+                lib.knit_call_loan(
+                    h, name, out.total, out.content_type, _FILL, key, byref(response)
+                )
+            )
         finally:
             del _fills[key]
 
@@ -470,9 +491,14 @@ class Pool:
         response = c_void_p()
         with Exported(data) as e:
             status = lib.knit_call(
-                h, self._name(function), e.address, e.nbytes, out.content_type,
-                _deadline_ns(deadline), byref(response),
-            )  # fmt: skip
+                h,
+                self._name(function),
+                e.address,
+                e.nbytes,
+                out.content_type,
+                _deadline_ns(deadline),
+                byref(response),
+            )
         if status != OK:
             fail(status)
         return Response(response.value or 0)
@@ -510,7 +536,9 @@ class Pool:
         if slot[2] is not None:
             raise slot[2]
         if slot[3]:
-            raise BufferError("a view of the borrowed result outlived its reader: copy what you keep")
+            raise BufferError(
+                "a view of the borrowed result outlived its reader: copy what you keep"
+            )
         return slot[1]  # type: ignore[no-any-return]
 
     async def _acall(
@@ -528,9 +556,15 @@ class Pool:
         _pending[key] = (loop, fut)
         with Exported(data) as e:
             status = lib.knit_call_callback(
-                h, self._name(function), e.address, e.nbytes, out.content_type,
-                _deadline_ns(deadline), _COMPLETE, key,
-            )  # fmt: skip
+                h,
+                self._name(function),
+                e.address,
+                e.nbytes,
+                out.content_type,
+                _deadline_ns(deadline),
+                _COMPLETE,
+                key,
+            )
         if status != OK:
             _pending.pop(key, None)
             fail(status)
@@ -552,9 +586,14 @@ class Pool:
         ticket = c_void_p()
         with Exported(data) as e:
             status = lib.knit_call_async(
-                h, self._name(function), e.address, e.nbytes, out.content_type,
-                _deadline_ns(deadline), byref(ticket),
-            )  # fmt: skip
+                h,
+                self._name(function),
+                e.address,
+                e.nbytes,
+                out.content_type,
+                _deadline_ns(deadline),
+                byref(ticket),
+            )
         if status != OK:
             fail(status)
         return Call(ticket.value or 0)
@@ -578,10 +617,20 @@ class Pool:
         i = RegionInfo(struct_size=ctypes.sizeof(RegionInfo))
         check(lib.knit_pool_get_info(self._handle(), byref(i)))
         return RegionState(
-            i.name.decode("utf-8", "replace"), i.major, i.minor, i.worker_slots, i.channel_slots,
-            i.inflight_max, i.request_ring_cap, i.response_ring_cap, i.channel_ring_cap,
-            i.poison_code, i.poisoned_by, i.region_len, i.max_message_len,
-        )  # fmt: skip
+            i.name.decode("utf-8", "replace"),
+            i.major,
+            i.minor,
+            i.worker_slots,
+            i.channel_slots,
+            i.inflight_max,
+            i.request_ring_cap,
+            i.response_ring_cap,
+            i.channel_ring_cap,
+            i.poison_code,
+            i.poisoned_by,
+            i.region_len,
+            i.max_message_len,
+        )
 
     def worker(self, index: int) -> WorkerState:
         """The state of worker ``index`` (1 to the number of workers)."""
@@ -598,9 +647,15 @@ class Pool:
         p = ParticipantInfo(struct_size=ctypes.sizeof(ParticipantInfo))
         check(lib.knit_pool_get_participant(self._handle(), index, byref(p)))
         return ParticipantState(
-            p.index, p.state, p.role, p.pid, p.epoch, p.start_time, p.heartbeat_ns,
+            p.index,
+            p.state,
+            p.role,
+            p.pid,
+            p.epoch,
+            p.start_time,
+            p.heartbeat_ns,
             p.impl_name.decode("utf-8", "replace"),
-        )  # fmt: skip
+        )
 
 
 _UNSET: Any = object()
@@ -611,7 +666,7 @@ class Call:
     on every later ``result()``), ``cancel()`` cancels it at the worker (CANCEL-1),
     ``channel()`` takes the channel its handler streams on."""
 
-    __slots__ = ("_h", "_result", "_error", "__weakref__")
+    __slots__ = ("__weakref__", "_error", "_h", "_result")
 
     def __init__(self, handle: int) -> None:
         self._h: int | None = handle
@@ -704,7 +759,7 @@ def wait_any(calls: Sequence[Call], timeout: float | None = None) -> int:
 class Stream:
     """The messages a streaming call sends on its channel, then its result."""
 
-    __slots__ = ("call", "_receiver")
+    __slots__ = ("_receiver", "call")
 
     def __init__(self, call: Call) -> None:
         self.call = call

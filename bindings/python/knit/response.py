@@ -50,7 +50,7 @@ class Response:
     it), whatever happens to this object; the library frees them when the last one is gone.
     """
 
-    __slots__ = ("content_type", "_data")
+    __slots__ = ("_data", "content_type")
 
     def __init__(self, handle: int) -> None:
         owner = _Owned(handle)

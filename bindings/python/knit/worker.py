@@ -15,6 +15,7 @@ and its ``return`` value is the call's result.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import inspect
 import itertools
@@ -36,7 +37,6 @@ from ._lib import (
     lib,
     monotonic_ns,
 )
-from ._lib import Request as _CRequest
 from ._status import HANDLER_FAILED, OK, check
 from .channel import Sender
 from .errors import InvalidArgument, KnitError
@@ -62,7 +62,9 @@ def spin_policy(spin: str | int | None) -> tuple[int, int]:
     try:
         return SPIN_POLICIES[spin], 0
     except KeyError:
-        raise ValueError(f"spin is one of {sorted(SPIN_POLICIES)} or a number, not {spin!r}") from None
+        raise ValueError(
+            f"spin is one of {sorted(SPIN_POLICIES)} or a number, not {spin!r}"
+        ) from None
 
 
 class Request:
@@ -74,8 +76,16 @@ class Request:
     released when the handler returns.
     """
 
-    __slots__ = ("_c", "payload", "content_type", "request_id", "worker_slot", "deadline_ns",
-                 "_senders", "_streaming")
+    __slots__ = (
+        "_c",
+        "_senders",
+        "_streaming",
+        "content_type",
+        "deadline_ns",
+        "payload",
+        "request_id",
+        "worker_slot",
+    )
 
     def __init__(self, c_request: Any, streaming: bool) -> None:
         r = c_request.contents
@@ -84,7 +94,9 @@ class Request:
         self.request_id: int = r.request_id
         self.worker_slot: int = r.worker_slot
         self.deadline_ns: int = r.deadline_ns
-        self.payload: memoryview = view_of(r.payload or 0, r.payload_len) if r.payload_len else memoryview(b"")
+        self.payload: memoryview = (
+            view_of(r.payload or 0, r.payload_len) if r.payload_len else memoryview(b"")
+        )
         self._senders: list[Sender] = []
         self._streaming = streaming
 
@@ -118,10 +130,9 @@ class Request:
     def _end(self) -> None:
         for s in self._senders:
             s._forget()
-        try:
+        with contextlib.suppress(BufferError):
+            # An export of the payload escaped the handler; it must not be used (documented).
             self.payload.release()
-        except BufferError:
-            pass  # a view escaped the handler; it must not be used (documented rule)
 
 
 _local = threading.local()
@@ -130,7 +141,7 @@ _local = threading.local()
 def current() -> Request:
     """The request of the handler running on this thread."""
     r = getattr(_local, "request", None)
-    if r is None:
+    if not isinstance(r, Request):
         raise InvalidArgument("no Knit handler is running on this thread")
     return r
 
@@ -143,9 +154,11 @@ def cancelled() -> bool:
 class _Handler:
     """One registered function and how to call it."""
 
-    __slots__ = ("name", "fn", "raw", "streaming", "generator", "takes_arg")
+    __slots__ = ("fn", "generator", "name", "raw", "streaming", "takes_arg")
 
-    def __init__(self, name: str, fn: Callable[..., Any], raw: bool, streaming: bool | None) -> None:
+    def __init__(
+        self, name: str, fn: Callable[..., Any], raw: bool, streaming: bool | None
+    ) -> None:
         self.name = name
         self.fn = fn
         self.raw = raw
@@ -259,15 +272,14 @@ def _run(user_data: int | None, c_request: Any, reply: int | None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(e.code if isinstance(e.code, int) else 1)
-    except BaseException as e:  # noqa: BLE001 - nothing may propagate into C
+    except BaseException as e:  # nothing may propagate into C: answer with the error
         return _fail(reply or 0, e) if reply else HANDLER_FAILED
 
 
 def _free(user_data: int | None) -> None:
-    try:
+    # Called by the library from any thread, possibly late in interpreter shutdown.
+    with contextlib.suppress(BaseException):
         _HANDLERS.pop(user_data or 0, None)
-    except BaseException:  # noqa: BLE001 - interpreter shutdown
-        pass
 
 
 _RUN = HANDLER_FN(_run)
@@ -296,7 +308,9 @@ class HandlerSet:
         try:
             for name, fn in functions.items():
                 handler = _as_handler(name, fn)
-                add = lib.knit_handlers_add_streaming if handler.streaming else lib.knit_handlers_add
+                add = (
+                    lib.knit_handlers_add_streaming if handler.streaming else lib.knit_handlers_add
+                )
                 _register(add, self.handle or 0, handler)
         except BaseException:
             self.free()

@@ -14,13 +14,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 
 try:
-    import knit  # noqa: F401  (installed, or on PYTHONPATH)
+    import knit
 except ImportError:  # running from the source tree
     sys.path.insert(0, str(HERE.parent))
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p
     )
-    import knit  # noqa: F401
+    import knit
 
 
 def _peer(env: str, relative: str) -> str | None:

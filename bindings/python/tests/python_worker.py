@@ -12,8 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import knit  # noqa: E402
-from checks import word_checksum  # noqa: E402
+from checks import word_checksum
+
+import knit
 
 
 def millis(data: bytes | None) -> int:
@@ -83,8 +84,8 @@ def describe(value: object) -> dict[str, object]:
     """What the handler received: its Python type, and for arrays dtype and shape."""
     out: dict[str, object] = {"type": type(value).__name__}
     if hasattr(value, "dtype"):
-        out["dtype"] = str(getattr(value, "dtype"))
-        out["shape"] = list(getattr(value, "shape"))
+        out["dtype"] = str(value.dtype)
+        out["shape"] = list(value.shape)
     return out
 
 
@@ -144,8 +145,7 @@ def started_then_sleep(ms: int):  # type: ignore[no-untyped-def]
 
 @knit.function
 def fail_midstream(n: int):  # type: ignore[no-untyped-def]
-    for i in range(n):
-        yield i
+    yield from range(n)
     raise ValueError("stream broke")
 
 

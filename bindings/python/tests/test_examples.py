@@ -6,9 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import knit
 from checks import pattern
 from conftest import HERE
+
+import knit
 
 EXAMPLES = HERE.parent / "examples"
 WORKER = [sys.executable, str(EXAMPLES / "worker.py")]
@@ -26,8 +27,11 @@ def test_example_host_against_python_and_rust(rust_worker: str) -> None:
     for command in ([], [rust_worker]):
         run = subprocess.run(
             [sys.executable, str(EXAMPLES / "host.py"), *command],
-            capture_output=True, text=True, timeout=120, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         assert "hello    -> Hello, World" in run.stdout
         assert "checksum -> 2e9fe6c40de22325 (1048576 bytes in)" in run.stdout
         assert "UNKNOWN_FUNCTION" in run.stdout

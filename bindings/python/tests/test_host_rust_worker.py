@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
+from checks import pattern, word_checksum
 
 import knit
-from checks import pattern, word_checksum
 
 
 def u64(n: int) -> bytes:
@@ -118,7 +118,9 @@ def test_a_borrowed_view_cannot_escape_its_reader(rust_pool: knit.Pool) -> None:
 def test_a_slice_escaping_the_reader_is_reported(rust_pool: knit.Pool) -> None:
     kept: list[memoryview] = []
     with pytest.raises(BufferError):
-        rust_pool.call_borrowed("pattern_in_place", struct.pack("<I", 64), lambda v: kept.append(v[8:16]))
+        rust_pool.call_borrowed(
+            "pattern_in_place", struct.pack("<I", 64), lambda v: kept.append(v[8:16])
+        )
 
 
 def test_numpy_array_view_escaping_the_reader_is_reported(rust_pool: knit.Pool) -> None:

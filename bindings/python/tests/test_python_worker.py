@@ -7,12 +7,11 @@ import array
 import os
 import signal
 import struct
-import time
 
 import pytest
+from conftest import PYTHON_WORKER
 
 import knit
-from conftest import PYTHON_WORKER
 
 
 @pytest.mark.parametrize(
@@ -51,7 +50,11 @@ def test_numpy_typed_arrays_keep_dtype_and_shape(py_pool: knit.Pool, dtype: str)
     np = pytest.importorskip("numpy")
     a = (np.arange(24) % 3 == 0) if dtype == "?" else np.arange(24, dtype=dtype)
     a = a.reshape(2, 3, 4)
-    assert py_pool.call.describe(a) == {"type": "ndarray", "dtype": str(a.dtype), "shape": [2, 3, 4]}
+    assert py_pool.call.describe(a) == {
+        "type": "ndarray",
+        "dtype": str(a.dtype),
+        "shape": [2, 3, 4],
+    }
     back = py_pool.call.roundtrip(a)
     assert back.dtype == a.dtype and back.shape == a.shape and (back == a).all()
 

@@ -17,6 +17,11 @@ def test_rust_host_checks_the_python_worker(rust_host: str) -> None:
     assert failed == [], run.stdout + run.stderr
     assert run.returncode == 0, run.stdout + run.stderr
     passed = [line for line in lines if line.startswith("PASS")]
-    for check in ["PASS hello", "PASS handler failure crosses with its message", "PASS cancellation",
-                  "PASS peer death", "PASS restarted worker answers"]:  # fmt: skip
+    for check in [
+        "PASS hello",
+        "PASS handler failure crosses with its message",
+        "PASS cancellation",
+        "PASS peer death",
+        "PASS restarted worker answers",
+    ]:
         assert check in passed, run.stdout

@@ -42,9 +42,11 @@ def test_open_channel_needs_a_streaming_handler() -> None:
     def opens(req: knit.Request) -> None:
         req.open_channel()
 
-    with knit.Pool(handlers={"opens": knit.handler(opens, raw=True)}) as pool:
-        with pytest.raises(knit.InvalidArgument):
-            pool.call.opens()
+    with (
+        knit.Pool(handlers={"opens": knit.handler(opens, raw=True)}) as pool,
+        pytest.raises(knit.InvalidArgument),
+    ):
+        pool.call.opens()
 
 
 def test_a_pool_needs_exactly_one_kind_of_worker() -> None:
