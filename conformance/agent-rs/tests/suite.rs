@@ -91,11 +91,13 @@ fn the_reference_agent_passes_every_case() {
         t.must_passed + t.skipped,
         t.must_total + t.should_total - t.should_passed
     );
-    let statement = report::statement(&runner.agent_name, &t);
+    let statement = report::statement(&runner.agent_name, &t, &clauses, &cov);
     assert!(
         statement.starts_with("knit conformance 0.1.0, spec 1.0, knit-rs"),
         "{statement}"
     );
+    let (must, musts) = report::clauses_passed(&clauses, &cov, "MUST");
+    assert_eq!(must, musts, "every MUST clause passed: {statement}");
 }
 
 #[test]

@@ -271,7 +271,11 @@ pub fn run_options(o: &Options) -> Result<bool, String> {
             };
             report::write_all(&sub, name, results, &cov, &clauses, &matrix)?;
         }
-        println!("{}", report::statement(name, &report::totals(results)));
+        let own = report::coverage(&clauses, &all_cases, results);
+        println!(
+            "{}",
+            report::statement(name, &report::totals(results), &clauses, &own)
+        );
     }
     Ok(passed)
 }

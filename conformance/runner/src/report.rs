@@ -85,10 +85,28 @@ pub fn totals(results: &[CaseResult]) -> Totals {
     t
 }
 
-/// The one-line conformance statement (README §7.2).
-pub fn statement(agent: &str, t: &Totals) -> String {
+/// Clauses of one level: how many the spec has, and how many passed (named by at least one
+/// case, every one of which passed in this run).
+pub fn clauses_passed(spec: &[Clause], cov: &Coverage, level: &str) -> (usize, usize) {
+    let of_level: Vec<&Clause> = spec.iter().filter(|c| c.level == level).collect();
+    let passed = of_level
+        .iter()
+        .filter(|c| {
+            cov.get(&c.id).is_some_and(|cases| {
+                !cases.is_empty() && cases.iter().all(|(_, o)| *o == Outcome::Pass)
+            })
+        })
+        .count();
+    (passed, of_level.len())
+}
+
+/// The one-line conformance statement (README §7.2): clauses of the spec passed by level (a
+/// clause passes when every case naming it passed), then the case counts.
+pub fn statement(agent: &str, t: &Totals, spec: &[Clause], cov: &Coverage) -> String {
+    let (must, musts) = clauses_passed(spec, cov, "MUST");
+    let (should, shoulds) = clauses_passed(spec, cov, "SHOULD");
     format!(
-        "knit conformance {}, spec {}, {agent}: MUST {}/{} passed, SHOULD {}/{} passed, {} skipped",
+        "knit conformance {}, spec {}, {agent}: MUST {must}/{musts} clauses passed, SHOULD {should}/{shoulds} clauses passed; cases: MUST {}/{}, SHOULD {}/{}, {} skipped",
         crate::SUITE_VERSION,
         crate::SPEC_VERSION,
         t.must_passed,
@@ -242,7 +260,7 @@ pub fn write_all(
         "suite": crate::SUITE_VERSION,
         "spec": crate::SPEC_VERSION,
         "agent": agent,
-        "statement": statement(agent, &t),
+        "statement": statement(agent, &t, spec, cov),
         "uncovered_must_clauses": uncovered,
         "cases": results.iter().map(|r| json!({"id": r.id, "outcome": r.outcome, "level": r.level, "duration_ms": r.duration_ms})).collect::<Vec<Value>>(),
         "coverage": cov.iter().map(|(k, v)| (k.clone(), json!(v.iter().map(|(id, o)| json!([id, o])).collect::<Vec<_>>()))).collect::<serde_json::Map<String, Value>>(),
