@@ -251,6 +251,12 @@ typedef struct knit_worker knit_worker;
 typedef uint32_t knit_status;
 
 /**
+ * Writes a result into `buffer` (`capacity` bytes) and returns how many bytes it wrote (at
+ * most `capacity`); see `knit_reply_write_in_place`. It must return normally.
+ */
+typedef size_t (*knit_write_fn)(void *user_data, uint8_t *buffer, size_t capacity);
+
+/**
  * What a handler receives. Every field is valid only until the handler returns.
  */
 typedef struct knit_request {
@@ -287,7 +293,8 @@ typedef struct knit_request {
  * A handler: called with the `user_data` given at registration, the request, and the reply
  * to fill. Returns `KNIT_OK` for success (the reply's bytes are the result, empty when none
  * were set) or a status for failure: a registry code or an application code (1000 to 65535),
- * sent to the caller with the text given to `knit_reply_error` (or a default text).
+ * sent to the caller with the text given to `knit_reply_error` (or, when the status is that of
+ * the Knit call that failed last on this thread, that call's message; or a default text).
  *
  * It may run on several threads at once (one per worker thread of a pool), so `user_data`
  * must be safe to share. It must return normally: no `longjmp`, no C++ exception.
@@ -914,6 +921,32 @@ knit_status knit_reply_alloc(struct knit_reply *reply,
 knit_status knit_reply_error(struct knit_reply *reply, knit_status code, const char *message);
 
 /**
+ * Writes the call's result of at most `capacity` bytes: `write(user_data, buffer, capacity)`
+ * fills `buffer` and returns how many bytes it wrote. When `capacity` fits one record of the
+ * response ring, `buffer` is the ring itself and nothing is copied (loan); otherwise it is a
+ * private buffer, sent in fragments afterwards. `buffer` holds arbitrary bytes before `write`
+ * fills it. The call is answered when this returns `KNIT_OK`; the handler then returns
+ * `KNIT_OK` (its status can no longer change the answer).
+ *
+ * Only in a handler added in place (`knit_handlers_add_in_place`,
+ * `knit_worker_handle_in_place`), once: otherwise `KNIT_INVALID_ARGUMENT`. Waits while the
+ * response ring is full. `KNIT_PAYLOAD_TOO_LARGE` when `capacity` exceeds the region's
+ * `max_message_len`, `KNIT_INVALID_ARGUMENT` when `write` returns more than `capacity`:
+ * nothing was sent then, and the call fails with that status.
+ *
+ * Ownership: `buffer` is valid only during `write`, which must not call `knit_reply_*`.
+ * Thread safety: only inside the handler that received `reply`, on its thread.
+ *
+ * # Safety
+ * `write` and `user_data` meet the contract of `knit_write_fn`.
+ */
+knit_status knit_reply_write_in_place(struct knit_reply *reply,
+                                      size_t capacity,
+                                      uint32_t content_type,
+                                      knit_write_fn write,
+                                      void *user_data);
+
+/**
  * Stores in `*cancelled` whether the host cancelled the call being handled (its cancel entry
  * holds its id, CANCEL-2). A long handler polls it and gives up early, returning
  * `KNIT_CANCELLED`.
@@ -978,6 +1011,22 @@ knit_status knit_handlers_add_streaming(struct knit_handlers *handlers,
                                         knit_handler_fn handler,
                                         void *user_data,
                                         knit_free_fn free_user_data);
+
+/**
+ * Like `knit_handlers_add`, for a handler that may write its result straight into the
+ * response ring with `knit_reply_write_in_place` (zero copy); it may also answer with
+ * `knit_reply_set`, `knit_reply_alloc` or `knit_reply_error` as any handler.
+ *
+ * Ownership and thread safety: as `knit_handlers_add`.
+ *
+ * # Safety
+ * As `knit_handlers_add`.
+ */
+knit_status knit_handlers_add_in_place(struct knit_handlers *handlers,
+                                       const char *name,
+                                       knit_handler_fn handler,
+                                       void *user_data,
+                                       knit_free_fn free_user_data);
 
 /**
  * Frees a handler set. Pools and workers built from it keep their own copy.
@@ -1046,6 +1095,21 @@ knit_status knit_worker_handle_streaming(struct knit_worker *worker,
                                          knit_handler_fn handler,
                                          void *user_data,
                                          knit_free_fn free_user_data);
+
+/**
+ * Like `knit_worker_handle`, for a handler that may write its result straight into the
+ * response ring with `knit_reply_write_in_place` (zero copy).
+ *
+ * Ownership and thread safety: as `knit_worker_handle`.
+ *
+ * # Safety
+ * As `knit_worker_handle`.
+ */
+knit_status knit_worker_handle_in_place(struct knit_worker *worker,
+                                        const char *name,
+                                        knit_handler_fn handler,
+                                        void *user_data,
+                                        knit_free_fn free_user_data);
 
 /**
  * Adds every handler of `handlers` to the worker (replacing those of the same names).

@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use knit_core::ErrorCode;
-use knit_rt::{Context, HandlerError, HandlerResult, Handlers, Request};
+use knit_rt::{Context, HandlerError, HandlerResult, Handlers, Request, Responded, ResponseWriter};
 
 use crate::args::{bytes, out, store, string};
 use crate::channel::ChannelLists;
@@ -42,7 +42,8 @@ pub struct KnitReply {
 /// A handler: called with the `user_data` given at registration, the request, and the reply
 /// to fill. Returns `KNIT_OK` for success (the reply's bytes are the result, empty when none
 /// were set) or a status for failure: a registry code or an application code (1000 to 65535),
-/// sent to the caller with the text given to `knit_reply_error` (or a default text).
+/// sent to the caller with the text given to `knit_reply_error` (or, when the status is that of
+/// the Knit call that failed last on this thread, that call's message; or a default text).
 ///
 /// It may run on several threads at once (one per worker thread of a pool), so `user_data`
 /// must be safe to share. It must return normally: no `longjmp`, no C++ exception.
@@ -56,6 +57,11 @@ pub type KnitHandlerFn = Option<
 
 /// Frees the `user_data` of a handler or callback; called exactly once, from any thread.
 pub type KnitFreeFn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// Writes a result into `buffer` (`capacity` bytes) and returns how many bytes it wrote (at
+/// most `capacity`); see `knit_reply_write_in_place`. It must return normally.
+pub type KnitWriteFn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, buffer: *mut u8, capacity: usize) -> usize>;
 
 /// The most bytes a function name may have (FN-1).
 const MAX_NAME_LEN: usize = 255;
@@ -87,10 +93,25 @@ impl Drop for CHandler {
 
 /// What the handler put in its reply.
 #[derive(Default)]
-struct ReplyState {
+struct ReplyState<'r> {
     bytes: Vec<u8>,
     content_type: Option<u32>,
     error: Option<(KnitStatus, String)>,
+    /// In-place handlers: the way to answer the call, until used.
+    writer: Option<ResponseWriter<'r>>,
+    /// In-place handlers: set once the call was answered in place.
+    responded: Option<Responded>,
+}
+
+/// How a handler is registered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Request in place, result copied.
+    Plain,
+    /// May open channels; the request is a private copy.
+    Streaming,
+    /// Request in place, and the result may be written in place (`knit_reply_write_in_place`).
+    InPlace,
 }
 
 /// The call a handler is running on this thread: the only request and reply pointers the
@@ -98,7 +119,8 @@ struct ReplyState {
 #[derive(Clone, Copy)]
 pub(crate) struct Current {
     request: *const KnitRequest,
-    reply: *mut ReplyState,
+    /// The call's `ReplyState<'_>`, type-erased.
+    reply: *mut (),
     /// The call's `Context<'_>`, type-erased.
     context: *const (),
     /// The call's `ChannelLists<'_>` (channel ends it holds), type-erased.
@@ -147,6 +169,24 @@ impl Current {
 
 thread_local! {
     static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
+    /// Set while a `knit_reply_write_in_place` write function runs: the reply is in use.
+    static REPLY_BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the reply in use while a write function runs, until dropped.
+struct Busy;
+
+impl Busy {
+    fn enter() -> Busy {
+        REPLY_BUSY.with(|b| b.set(true));
+        Busy
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        REPLY_BUSY.with(|b| b.set(false));
+    }
 }
 
 /// Restores the previous current call when a handler call ends (handlers may nest when a
@@ -160,8 +200,13 @@ impl Drop for Scope {
 }
 
 impl CHandler {
-    /// Runs the C function for one request.
-    fn invoke(&self, ctx: &Context<'_>, req: Request<'_>) -> HandlerResult {
+    /// Runs the C function for one request; returns its status and what it left in the reply.
+    fn run<'r>(
+        &self,
+        ctx: &Context<'_>,
+        req: Request<'_>,
+        writer: Option<ResponseWriter<'r>>,
+    ) -> (KnitStatus, ReplyState<'r>) {
         let request = KnitRequest {
             payload: if req.payload.is_empty() {
                 std::ptr::null()
@@ -174,16 +219,19 @@ impl CHandler {
             request_id: ctx.request_id(),
             deadline_ns: ctx.deadline().unwrap_or(0),
         };
-        let mut state = ReplyState::default();
+        let mut state = ReplyState {
+            writer,
+            ..ReplyState::default()
+        };
         // Channel ends the handler opens or takes; any it leaves open are aborted when this
         // drops (after the call, before the response).
         let channels = ChannelLists::default();
         // Everything the C side does with the reply goes through this one pointer until the
         // call returns.
-        let reply: *mut ReplyState = &mut state;
+        let reply: *mut ReplyState<'r> = &mut state;
         let current = Current {
             request: &request,
-            reply,
+            reply: reply.cast(),
             context: std::ptr::from_ref(ctx).cast(),
             channels: std::ptr::from_ref(&channels).cast(),
         };
@@ -195,23 +243,68 @@ impl CHandler {
         };
         drop(channels);
         // The C side is done with the reply: `state` is ours again.
-        let error = state.error.take();
-        match (status, error) {
+        (status, state)
+    }
+
+    /// The result a handler's status and reply make (CALL-6).
+    fn result(
+        &self,
+        status: KnitStatus,
+        state: &mut ReplyState<'_>,
+        ctx: &Context<'_>,
+    ) -> HandlerResult {
+        match (status, state.error.take()) {
             (KNIT_OK, None) => {
                 if let Some(ct) = state.content_type {
                     ctx.set_content_type(ct);
                 }
-                Ok(state.bytes)
+                Ok(std::mem::take(&mut state.bytes))
             }
             // The returned status wins; KNIT_OK with an error set sends the error's code.
             (status, Some((code, message))) => Err(HandlerError::new(
                 if status == KNIT_OK { code } else { status },
                 message,
             )),
-            (code, None) => Err(HandlerError::new(
-                code,
-                format!("handler `{}` returned status {code}", self.name),
-            )),
+            (code, None) => {
+                // A handler that passes on the status of a Knit call that failed passes on
+                // its message too.
+                let (last_code, last_message) = crate::status::last();
+                let message = if last_code == code && !last_message.is_empty() {
+                    last_message
+                } else {
+                    format!("handler `{}` returned status {code}", self.name)
+                };
+                Err(HandlerError::new(code, message))
+            }
+        }
+    }
+
+    /// A plain or streaming handler.
+    fn invoke(&self, ctx: &Context<'_>, req: Request<'_>) -> HandlerResult {
+        let (status, mut state) = self.run(ctx, req, None);
+        self.result(status, &mut state, ctx)
+    }
+
+    /// An in-place handler: answered already when it wrote in place, otherwise through the
+    /// writer with what it set.
+    fn invoke_in_place(
+        &self,
+        ctx: &Context<'_>,
+        req: Request<'_>,
+        out: ResponseWriter<'_>,
+    ) -> Result<Responded, HandlerError> {
+        let (status, mut state) = self.run(ctx, req, Some(out));
+        if let Some(responded) = state.responded.take() {
+            // CALL-3: the call has its one response; a later failure status cannot change it.
+            return Ok(responded);
+        }
+        let bytes = self.result(status, &mut state, ctx)?;
+        match state.writer.take() {
+            Some(writer) => writer.send(&bytes),
+            None => Err(HandlerError::failed(format!(
+                "handler `{}` used its result writer without answering",
+                self.name
+            ))),
         }
     }
 }
@@ -247,24 +340,41 @@ pub(crate) unsafe fn c_handler(
     Ok((name.to_owned(), handler))
 }
 
-/// Adds `handler` to `handlers` under `name`; a `streaming` handler may open channels.
-pub(crate) fn insert(handlers: &mut Handlers, name: &str, handler: Arc<CHandler>, streaming: bool) {
-    handlers.insert(
-        name,
-        Arc::new(move |ctx: &Context<'_>, req: Request<'_>| handler.invoke(ctx, req)),
-        streaming,
-    );
+/// Adds `handler` to `handlers` under `name`, registered as `kind`.
+pub(crate) fn insert(handlers: &mut Handlers, name: &str, handler: Arc<CHandler>, kind: Kind) {
+    if kind == Kind::InPlace {
+        handlers.insert_in_place(
+            name,
+            Arc::new(
+                move |ctx: &Context<'_>, req: Request<'_>, out: ResponseWriter<'_>| {
+                    handler.invoke_in_place(ctx, req, out)
+                },
+            ),
+        );
+    } else {
+        handlers.insert(
+            name,
+            Arc::new(move |ctx: &Context<'_>, req: Request<'_>| handler.invoke(ctx, req)),
+            kind == Kind::Streaming,
+        );
+    }
 }
 
 /// The reply behind `reply` if it belongs to the handler call running on this thread.
-fn current_reply<'a>(reply: *mut KnitReply) -> FfiResult<&'a mut ReplyState> {
+fn current_reply<'a>(reply: *mut KnitReply) -> FfiResult<&'a mut ReplyState<'a>> {
+    if REPLY_BUSY.with(Cell::get) {
+        return Err(Failure::invalid(
+            "the reply is being written in place: no knit_reply_* call from the write function",
+        ));
+    }
     let current = CURRENT.with(Cell::get);
     match current {
         Some(c) if !reply.is_null() && std::ptr::eq(c.reply, reply.cast()) => {
             // SAFETY: `c.reply` points to the `ReplyState` of the handler call running on
-            // this thread (set by `invoke`, cleared when it returns); only this thread uses it
-            // meanwhile, and the reference does not outlive this exported call.
-            Ok(unsafe { &mut *c.reply })
+            // this thread (set by `run`, cleared when it returns); only this thread uses it
+            // meanwhile (not inside a write function: REPLY_BUSY), and the reference does not
+            // outlive this exported call.
+            Ok(unsafe { &mut *c.reply.cast::<ReplyState<'a>>() })
         }
         _ => Err(Failure::invalid(
             "the reply is not the one of a handler running on this thread",
@@ -377,6 +487,68 @@ pub unsafe extern "C" fn knit_reply_error(
     })
 }
 
+/// Writes the call's result of at most `capacity` bytes: `write(user_data, buffer, capacity)`
+/// fills `buffer` and returns how many bytes it wrote. When `capacity` fits one record of the
+/// response ring, `buffer` is the ring itself and nothing is copied (loan); otherwise it is a
+/// private buffer, sent in fragments afterwards. `buffer` holds arbitrary bytes before `write`
+/// fills it. The call is answered when this returns `KNIT_OK`; the handler then returns
+/// `KNIT_OK` (its status can no longer change the answer).
+///
+/// Only in a handler added in place (`knit_handlers_add_in_place`,
+/// `knit_worker_handle_in_place`), once: otherwise `KNIT_INVALID_ARGUMENT`. Waits while the
+/// response ring is full. `KNIT_PAYLOAD_TOO_LARGE` when `capacity` exceeds the region's
+/// `max_message_len`, `KNIT_INVALID_ARGUMENT` when `write` returns more than `capacity`:
+/// nothing was sent then, and the call fails with that status.
+///
+/// Ownership: `buffer` is valid only during `write`, which must not call `knit_reply_*`.
+/// Thread safety: only inside the handler that received `reply`, on its thread.
+///
+/// # Safety
+/// `write` and `user_data` meet the contract of `knit_write_fn`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_reply_write_in_place(
+    reply: *mut KnitReply,
+    capacity: usize,
+    content_type: u32,
+    write: KnitWriteFn,
+    user_data: *mut c_void,
+) -> KnitStatus {
+    guard("knit_reply_write_in_place", || {
+        let write = write.ok_or_else(|| Failure::invalid("write is NULL"))?;
+        let writer = current_reply(reply)?.writer.take().ok_or_else(|| {
+            Failure::invalid(
+                "no result writer: the handler was not added in place, or it answered already",
+            )
+        })?;
+        let current = Current::get()?;
+        // SAFETY: the call `current` describes runs on this thread until after this function.
+        let ctx = unsafe { current.context() };
+        ctx.set_content_type(content_type);
+        let written = {
+            let _busy = Busy::enter();
+            writer.write_with(capacity, |buf| {
+                // SAFETY: `buf` is writable for its length during this closure; the write
+                // function's contract is the caller's.
+                unsafe { write(user_data, buf.as_mut_ptr(), buf.len()) }
+            })
+        };
+        let state = current_reply(reply)?;
+        match written {
+            Ok(responded) => {
+                state.responded = Some(responded);
+                Ok(())
+            }
+            Err(e) => {
+                state.error = Some((e.code, e.message.clone()));
+                Err(Failure {
+                    code: e.code,
+                    message: e.message,
+                })
+            }
+        }
+    })
+}
+
 /// Stores in `*cancelled` whether the host cancelled the call being handled (its cancel entry
 /// holds its id, CANCEL-2). A long handler polls it and gives up early, returning
 /// `KNIT_CANCELLED`.
@@ -474,7 +646,16 @@ pub unsafe extern "C" fn knit_handlers_add(
 ) -> KnitStatus {
     guard("knit_handlers_add", || {
         // SAFETY: the caller's contract, passed on.
-        unsafe { add(handlers, name, handler, user_data, free_user_data, false) }
+        unsafe {
+            add(
+                handlers,
+                name,
+                handler,
+                user_data,
+                free_user_data,
+                Kind::Plain,
+            )
+        }
     })
 }
 
@@ -495,7 +676,47 @@ pub unsafe extern "C" fn knit_handlers_add_streaming(
 ) -> KnitStatus {
     guard("knit_handlers_add_streaming", || {
         // SAFETY: the caller's contract, passed on.
-        unsafe { add(handlers, name, handler, user_data, free_user_data, true) }
+        unsafe {
+            add(
+                handlers,
+                name,
+                handler,
+                user_data,
+                free_user_data,
+                Kind::Streaming,
+            )
+        }
+    })
+}
+
+/// Like `knit_handlers_add`, for a handler that may write its result straight into the
+/// response ring with `knit_reply_write_in_place` (zero copy); it may also answer with
+/// `knit_reply_set`, `knit_reply_alloc` or `knit_reply_error` as any handler.
+///
+/// Ownership and thread safety: as `knit_handlers_add`.
+///
+/// # Safety
+/// As `knit_handlers_add`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_handlers_add_in_place(
+    handlers: *mut KnitHandlers,
+    name: *const c_char,
+    handler: KnitHandlerFn,
+    user_data: *mut c_void,
+    free_user_data: KnitFreeFn,
+) -> KnitStatus {
+    guard("knit_handlers_add_in_place", || {
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            add(
+                handlers,
+                name,
+                handler,
+                user_data,
+                free_user_data,
+                Kind::InPlace,
+            )
+        }
     })
 }
 
@@ -509,7 +730,7 @@ unsafe fn add(
     handler: KnitHandlerFn,
     user_data: *mut c_void,
     free_user_data: KnitFreeFn,
-    streaming: bool,
+    kind: Kind,
 ) -> FfiResult {
     let set = handle::get::<HandlerSet>(handlers)?;
     // SAFETY: the caller's contract for the strings, function and user data.
@@ -518,7 +739,7 @@ unsafe fn add(
         &mut set.0.lock().unwrap_or_else(PoisonError::into_inner),
         &name,
         handler,
-        streaming,
+        kind,
     );
     Ok(())
 }

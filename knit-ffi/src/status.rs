@@ -151,6 +151,13 @@ pub(crate) fn set_last(code: KnitStatus, message: &str) {
     LAST_MESSAGE.with(|m| *m.borrow_mut() = text);
 }
 
+/// The status and message of the latest status-returning call on this thread.
+pub(crate) fn last() -> (KnitStatus, String) {
+    let code = LAST_CODE.with(Cell::get);
+    let message = LAST_MESSAGE.with(|m| m.borrow().to_string_lossy().into_owned());
+    (code, message)
+}
+
 /// Runs the body of an exported function: its error becomes the returned status and the
 /// thread's last error message; success clears both. A panic (a bug of the library) is caught
 /// here, so that no unwinding ever crosses into C, and reported as `KNIT_HANDLER_FAILED`.

@@ -8,7 +8,9 @@ use knit_rt::{Handlers, SpinPolicy, Worker};
 
 use crate::args::{out, store, string};
 use crate::handle::{self, Object};
-use crate::handlers::{c_handler, insert, HandlerSet, KnitFreeFn, KnitHandlerFn, KnitHandlers};
+use crate::handlers::{
+    c_handler, insert, HandlerSet, Kind, KnitFreeFn, KnitHandlerFn, KnitHandlers,
+};
 use crate::status::{guard, Failure, FfiResult, KnitStatus};
 
 /// Spin policy: a short spin (a few microseconds), then park. The default.
@@ -147,7 +149,16 @@ pub unsafe extern "C" fn knit_worker_handle(
 ) -> KnitStatus {
     guard("knit_worker_handle", || {
         // SAFETY: the caller's contract, passed on.
-        unsafe { add(worker, name, handler, user_data, free_user_data, false) }
+        unsafe {
+            add(
+                worker,
+                name,
+                handler,
+                user_data,
+                free_user_data,
+                Kind::Plain,
+            )
+        }
     })
 }
 
@@ -168,7 +179,46 @@ pub unsafe extern "C" fn knit_worker_handle_streaming(
 ) -> KnitStatus {
     guard("knit_worker_handle_streaming", || {
         // SAFETY: the caller's contract, passed on.
-        unsafe { add(worker, name, handler, user_data, free_user_data, true) }
+        unsafe {
+            add(
+                worker,
+                name,
+                handler,
+                user_data,
+                free_user_data,
+                Kind::Streaming,
+            )
+        }
+    })
+}
+
+/// Like `knit_worker_handle`, for a handler that may write its result straight into the
+/// response ring with `knit_reply_write_in_place` (zero copy).
+///
+/// Ownership and thread safety: as `knit_worker_handle`.
+///
+/// # Safety
+/// As `knit_worker_handle`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_worker_handle_in_place(
+    worker: *mut KnitWorker,
+    name: *const c_char,
+    handler: KnitHandlerFn,
+    user_data: *mut c_void,
+    free_user_data: KnitFreeFn,
+) -> KnitStatus {
+    guard("knit_worker_handle_in_place", || {
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            add(
+                worker,
+                name,
+                handler,
+                user_data,
+                free_user_data,
+                Kind::InPlace,
+            )
+        }
     })
 }
 
@@ -182,13 +232,13 @@ unsafe fn add(
     handler: KnitHandlerFn,
     user_data: *mut c_void,
     free_user_data: KnitFreeFn,
-    streaming: bool,
+    kind: Kind,
 ) -> FfiResult {
     let w = handle::get::<WorkerObject>(worker)?;
     // SAFETY: the caller's contract for the string, function and user data.
     let (name, handler) = unsafe { c_handler(name, handler, user_data, free_user_data) }?;
     let mut one = Handlers::new();
-    insert(&mut one, &name, handler, streaming);
+    insert(&mut one, &name, handler, kind);
     w.update(|worker| Ok(worker.handlers(&one)))
 }
 

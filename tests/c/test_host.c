@@ -430,6 +430,51 @@ static knit_status h_open_refused(void *ud, const knit_request *req, knit_reply 
     return knit_reply_set(reply, out, sizeof out, KNIT_CONTENT_BYTES);
 }
 
+static size_t write_pattern(void *ud, uint8_t *buf, size_t capacity) {
+    (void)ud;
+    for (size_t i = 0; i < capacity; i++) buf[i] = (uint8_t)(i % 251);
+    return capacity;
+}
+
+static size_t write_too_much(void *ud, uint8_t *buf, size_t capacity) {
+    (void)ud;
+    (void)buf;
+    return capacity + 1;
+}
+
+/* In place: `len` (u32) bytes of the pattern i % 251, written where the result goes. A second
+ * write, and reply functions from inside the write function, are refused. */
+static knit_status h_pattern_in_place(void *ud, const knit_request *req, knit_reply *reply) {
+    (void)ud;
+    if (req->payload_len != 4) return KNIT_INVALID_ARGUMENT;
+    const uint8_t *p = req->payload;
+    size_t len = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
+    knit_status st = knit_reply_write_in_place(reply, len, KNIT_CONTENT_BYTES, write_pattern, NULL);
+    if (st != KNIT_OK) return st;
+    if (knit_reply_write_in_place(reply, 1, 0, write_pattern, NULL) != KNIT_INVALID_ARGUMENT) return KNIT_HANDLER_FAILED;
+    return KNIT_OK;
+}
+
+/* In place, but answering through knit_reply_set: the copying path still works. */
+static knit_status h_in_place_set(void *ud, const knit_request *req, knit_reply *reply) {
+    (void)ud;
+    return knit_reply_set(reply, req->payload, req->payload_len, KNIT_CONTENT_UTF8);
+}
+
+/* In place, with a write function that claims more than it was given. */
+static knit_status h_in_place_overflow(void *ud, const knit_request *req, knit_reply *reply) {
+    (void)ud;
+    (void)req;
+    return knit_reply_write_in_place(reply, 16, 0, write_too_much, NULL);
+}
+
+/* Not in place: there is no result writer. */
+static knit_status h_not_in_place(void *ud, const knit_request *req, knit_reply *reply) {
+    (void)ud;
+    (void)req;
+    return knit_reply_write_in_place(reply, 16, 0, write_pattern, NULL);
+}
+
 static void free_counter(void *ud) {
     atomic_fetch_add(&((struct shared_state *)ud)->freed, 1);
 }
@@ -452,6 +497,10 @@ static knit_handlers *thread_handlers(void) {
     knit_handlers_add_streaming(hs, "progress_left_open", h_progress_left_open, NULL, NULL);
     knit_handlers_add(hs, "open_refused", h_open_refused, NULL, NULL);
     knit_handlers_add(hs, "digest", h_digest, NULL, NULL);
+    knit_handlers_add_in_place(hs, "pattern_in_place", h_pattern_in_place, NULL, NULL);
+    knit_handlers_add_in_place(hs, "in_place_set", h_in_place_set, NULL, NULL);
+    knit_handlers_add_in_place(hs, "in_place_overflow", h_in_place_overflow, NULL, NULL);
+    knit_handlers_add(hs, "not_in_place", h_not_in_place, NULL, NULL);
     knit_handlers_add(hs, "take_and_abort", h_take_and_abort, NULL, NULL);
     return hs;
 }
@@ -824,7 +873,8 @@ static void test_input_channels(knit_pool *pool) {
     CHECK_STATUS(knit_sender_send(tx, (const uint8_t *)"one", 3, KNIT_CONTENT_BYTES), KNIT_OK);
     CHECK_STATUS(knit_ticket_wait(t, KNIT_FOREVER, NULL), KNIT_OK);
     knit_status st = KNIT_OK;
-    for (int i = 0; i < 100000 && st == KNIT_OK; i++) st = knit_sender_try_send(tx, (const uint8_t *)"more", 4);
+    /* Sends go on until the writer sees the abort: at the latest when the ring fills up. */
+    for (int i = 0; i < 100000 && st == KNIT_OK; i++) st = knit_sender_send(tx, (const uint8_t *)"more", 4, 0);
     CHECK_STATUS(st, KNIT_CHANNEL_ABORTED);
     CHECK(message_contains("0x1a0a")); /* 6666 */
     CHECK_STATUS(knit_sender_free(tx), KNIT_OK);
@@ -834,7 +884,8 @@ static void test_input_channels(knit_pool *pool) {
     REQUIRE_OK(knit_call_with_channel(pool, "echo", (const uint8_t *)"e", 1, KNIT_CONTENT_BYTES, 0, &t, &tx));
     CHECK_STATUS(knit_ticket_wait(t, KNIT_FOREVER, NULL), KNIT_OK);
     st = KNIT_OK;
-    for (int i = 0; i < 100000 && st == KNIT_OK; i++) st = knit_sender_try_send(tx, (const uint8_t *)"more", 4);
+    /* Sends go on until the writer sees the abort: at the latest when the ring fills up. */
+    for (int i = 0; i < 100000 && st == KNIT_OK; i++) st = knit_sender_send(tx, (const uint8_t *)"more", 4, 0);
     CHECK_STATUS(st, KNIT_CHANNEL_ABORTED);
     CHECK_STATUS(knit_sender_free(tx), KNIT_OK);
     knit_ticket_free(t);
@@ -843,6 +894,33 @@ static void test_input_channels(knit_pool *pool) {
     CHECK_STATUS(call_bytes(pool, "digest", NULL, 0, 0, NULL, 0, NULL), KNIT_CHANNEL_CLOSED);
     CHECK_STATUS(knit_call_with_channel(pool, "nope", NULL, 0, 0, 0, &t, &tx), KNIT_UNKNOWN_FUNCTION);
     CHECK_STATUS(knit_call_with_channel(pool, "digest", NULL, 0, 0, 0, NULL, &tx), KNIT_INVALID_ARGUMENT);
+}
+
+/* `fn`("pattern_in_place") answers `len` bytes of i % 251. */
+static void check_pattern(knit_pool *pool, size_t len) {
+    uint8_t arg[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    knit_response *res = NULL;
+    CHECK_STATUS(knit_call(pool, "pattern_in_place", arg, 4, KNIT_CONTENT_BYTES, 0, &res), KNIT_OK);
+    const uint8_t *data = NULL;
+    size_t got = 0;
+    knit_response_get(res, &data, &got, NULL);
+    int same = got == len;
+    for (size_t i = 0; same && i < len; i++) same = data[i] == (uint8_t)(i % 251);
+    CHECK(same);
+    knit_response_free(res);
+}
+
+static void test_in_place(knit_pool *pool) {
+    check_pattern(pool, 0);
+    check_pattern(pool, 1000);  /* one record: written in the ring */
+    check_pattern(pool, 30000); /* larger than a record of a 16 KiB ring: copied */
+    uint8_t out[8] = {0};
+    size_t n = 0;
+    CHECK_STATUS(call_bytes(pool, "in_place_set", "abc", 3, 0, out, sizeof out, &n), KNIT_OK);
+    CHECK(n == 3 && memcmp(out, "abc", 3) == 0);
+    CHECK_STATUS(call_bytes(pool, "in_place_overflow", NULL, 0, 0, NULL, 0, NULL), KNIT_INVALID_ARGUMENT);
+    CHECK_STATUS(call_bytes(pool, "not_in_place", NULL, 0, 0, NULL, 0, NULL), KNIT_INVALID_ARGUMENT);
+    CHECK(message_contains("not added in place"));
 }
 
 struct borrowed {
@@ -942,6 +1020,7 @@ static void test_thread_pool(void) {
         test_callbacks(pool);
         test_channels(pool);
         test_input_channels(pool);
+        test_in_place(pool);
         test_borrow(pool);
         test_inspect(pool, 2);
         CHECK_STATUS(knit_pool_shutdown(pool), KNIT_OK);
@@ -1085,6 +1164,10 @@ static void test_process_worker(const char *worker, const char *label) {
 
     /* A channel from the host to the worker process. */
     check_digest_channel(pool, 40);
+
+    /* A result written in place in the response ring, and one too large for it. */
+    check_pattern(pool, 1000);
+    check_pattern(pool, 300000);
 
     /* The worker dies mid-call: PEER_DIED; without restart, later calls fail too. */
     CHECK_STATUS(call_bytes(pool, "exit", NULL, 0, 0, NULL, 0, NULL), KNIT_PEER_DIED);

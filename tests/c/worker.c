@@ -184,6 +184,20 @@ static knit_status digest(void *ud, const knit_request *req, knit_reply *reply) 
     return knit_reply_set(reply, out, sizeof out, KNIT_CONTENT_BYTES);
 }
 
+static size_t write_pattern(void *ud, uint8_t *buf, size_t capacity) {
+    (void)ud;
+    for (size_t i = 0; i < capacity; i++) buf[i] = (uint8_t)(i % 251);
+    return capacity;
+}
+
+/* `len` (u32) bytes of i % 251, written straight into the response ring when they fit. */
+static knit_status pattern_in_place(void *ud, const knit_request *req, knit_reply *reply) {
+    (void)ud;
+    uint32_t len;
+    if (!count(req, &len)) return KNIT_INVALID_ARGUMENT;
+    return knit_reply_write_in_place(reply, len, KNIT_CONTENT_BYTES, write_pattern, NULL);
+}
+
 int main(void) {
     knit_worker *w = NULL;
     if (knit_worker_from_env(&w) != KNIT_OK) {
@@ -205,7 +219,8 @@ int main(void) {
             return 2;
         }
     }
-    if (knit_worker_handle_streaming(w, "progress", progress, NULL, NULL) != KNIT_OK ||
+    if (knit_worker_handle_in_place(w, "pattern_in_place", pattern_in_place, NULL, NULL) != KNIT_OK ||
+        knit_worker_handle_streaming(w, "progress", progress, NULL, NULL) != KNIT_OK ||
         knit_worker_handle_streaming(w, "progress_then_exit", progress_then_exit, NULL, NULL) != KNIT_OK) {
         fprintf(stderr, "c-test-worker: %s\n", knit_last_error_message());
         return 2;
