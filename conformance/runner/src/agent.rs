@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 
 use crate::frame::{read_frame, write_frame, FrameError};
 
+/// How long a new agent has to answer `hello`.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Bytes of stderr kept per agent (the report shows the tail).
 const STDERR_KEEP: usize = 4096;
 
@@ -42,8 +45,17 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts `command` and makes the `hello` exchange.
+    /// Starts `command` and makes the `hello` exchange (answered within [`HELLO_TIMEOUT`]).
     pub fn start(command: &str, debug: bool) -> Result<Agent, String> {
+        Self::start_with(command, debug, HELLO_TIMEOUT)
+    }
+
+    /// Like [`Agent::start`], waiting at most `hello_timeout` for the `hello` reply.
+    pub fn start_with(
+        command: &str,
+        debug: bool,
+        hello_timeout: Duration,
+    ) -> Result<Agent, String> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -104,7 +116,7 @@ impl Agent {
         let hello = agent
             .request(
                 json!({"cmd": "hello", "suite": crate::SUITE_VERSION, "spec": crate::SPEC_VERSION}),
-                Duration::from_secs(10),
+                hello_timeout,
             )
             .map_err(|f| {
                 format!(

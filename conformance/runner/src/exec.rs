@@ -86,7 +86,16 @@ pub struct Runner {
     pub agent_name: String,
     /// Capabilities of the agent.
     pub caps: Vec<String>,
+    /// Why the agent could not be started, after [`MAX_START_FAILURES`] tries in a row: every
+    /// later case fails at once instead of waiting for another `hello` that will not come.
+    pub broken: Option<String>,
+    start_failures: u32,
+    /// How long a new agent has to answer `hello`.
+    pub hello_timeout: Duration,
 }
+
+/// Starts in a row that may fail before the runner gives up on an agent.
+pub const MAX_START_FAILURES: u32 = 3;
 
 impl Runner {
     /// A runner; the agent is started by the first case.
@@ -98,13 +107,29 @@ impl Runner {
             agent: None,
             agent_name: String::new(),
             caps: Vec::new(),
+            broken: None,
+            start_failures: 0,
+            hello_timeout: crate::agent::HELLO_TIMEOUT,
         })
     }
 
     /// The agent, started when there is none.
     pub fn agent(&mut self) -> Result<&mut Agent, String> {
+        if let Some(why) = &self.broken {
+            return Err(format!("the agent cannot be started: {why}"));
+        }
         if self.agent.is_none() {
-            let a = Agent::start(&self.cfg.agent, self.cfg.debug)?;
+            let a = match Agent::start_with(&self.cfg.agent, self.cfg.debug, self.hello_timeout) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.start_failures += 1;
+                    if self.start_failures >= MAX_START_FAILURES {
+                        self.broken = Some(e.clone());
+                    }
+                    return Err(e);
+                }
+            };
+            self.start_failures = 0;
             self.agent_name = a.name();
             self.caps = a.capabilities();
             self.agent = Some(a);
