@@ -199,6 +199,72 @@ class Response {
     std::uint32_t content_type_ = 0;
 };
 
+// ---------------------------------------------------------------------------------- channels
+
+// The writing end of a channel (either direction). Move-only; destroying it without close()
+// aborts the channel with KNIT_CANCELLED, so the reader never takes a cut stream for a whole
+// one. A worker's sender is valid only during its handler call.
+class Sender {
+  public:
+    explicit Sender(knit_sender* s) noexcept : s_(s) {}
+    Sender(Sender&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    Sender& operator=(Sender&& o) noexcept {
+        if (this != &o) {
+            reset();
+            s_ = std::exchange(o.s_, nullptr);
+        }
+        return *this;
+    }
+    Sender(const Sender&) = delete;
+    Sender& operator=(const Sender&) = delete;
+    ~Sender() { reset(); }
+
+    // Sends a message, waiting while the channel is full.
+    void send(Bytes bytes, std::uint32_t content_type = KNIT_CONTENT_BYTES) {
+        detail::check(knit_sender_send(s_, bytes.data(), bytes.size(), content_type));
+    }
+    // Sends a message if it fits now; false (nothing sent) when the channel is full.
+    bool try_send(Bytes bytes) {
+        knit_status st = knit_sender_try_send(s_, bytes.data(), bytes.size());
+        if (st == KNIT_WOULD_BLOCK) return false;
+        detail::check(st);
+        return true;
+    }
+    // Ends the stream: the reader gets every message, then the end.
+    void close() { detail::check(knit_sender_close(std::exchange(s_, nullptr))); }
+    // Aborts the channel with `code`; the reader's receives fail with KNIT_CHANNEL_ABORTED.
+    void abort(knit_status code) { detail::check(knit_sender_abort(std::exchange(s_, nullptr), code)); }
+
+  private:
+    void reset() noexcept {
+        if (s_) knit_sender_free(std::exchange(s_, nullptr));
+    }
+    knit_sender* s_ = nullptr;
+};
+
+// The reading end of a channel (either direction). Move-only; destroying it before the end of
+// the stream aborts the channel with KNIT_CANCELLED. A worker's receiver is valid only during
+// its handler call.
+class Receiver {
+  public:
+    explicit Receiver(knit_receiver* r) noexcept : h_(r) {}
+
+    // The next message; std::nullopt at the end of the stream. Throws knit::Error
+    // (KNIT_CHANNEL_ABORTED, KNIT_PEER_DIED, ...) otherwise.
+    std::optional<Response> recv() {
+        knit_response* m = nullptr;
+        knit_status st = knit_receiver_recv(h_.get(), &m);
+        if (st == KNIT_CHANNEL_CLOSED) return std::nullopt;
+        detail::check(st);
+        return Response(m);
+    }
+    // Aborts the channel with `code`; the writer's sends fail with KNIT_CHANNEL_ABORTED.
+    void abort(knit_status code) { detail::check(knit_receiver_abort(h_.get(), code)); }
+
+  private:
+    detail::Handle<knit_receiver, knit_receiver_free> h_;
+};
+
 // ------------------------------------------------------------------------------- handlers
 
 // A request as a handler sees it; valid only during the handler call. The payload may be the
@@ -222,6 +288,18 @@ class Request {
         detail::check(knit_request_is_cancelled(r_, &c));
         return c;
     }
+    // Opens a channel to the caller (only in a handler added with add_streaming).
+    Sender open_channel() const {
+        knit_sender* tx = nullptr;
+        detail::check(knit_request_open_channel(r_, &tx));
+        return Sender(tx);
+    }
+    // Takes the channel the caller opened for this call (Pool::call_with_channel).
+    Receiver take_channel() const {
+        knit_receiver* rx = nullptr;
+        detail::check(knit_request_take_channel(r_, &rx));
+        return Receiver(rx);
+    }
     const knit_request* c_request() const noexcept { return r_; }
 
   private:
@@ -242,6 +320,29 @@ class Reply {
         std::uint8_t* buf = nullptr;
         detail::check(knit_reply_alloc(r_, len, content_type, &buf));
         return MutableBytes(buf, len);
+    }
+
+    // Answers with at most `capacity` bytes that `fill(MutableBytes)` writes and whose count
+    // it returns: straight into the response ring when they fit one record (only in a handler
+    // added with add_in_place). The call is answered when this returns.
+    template <class F>
+    void write_in_place(std::size_t capacity, std::uint32_t content_type, F fill) {
+        struct Box {
+            F* f;
+            std::exception_ptr error;
+        } box{&fill, nullptr};
+        auto trampoline = [](void* ud, std::uint8_t* buf, std::size_t cap) -> std::size_t {
+            Box* b = static_cast<Box*>(ud);
+            try {
+                return (*b->f)(MutableBytes(buf, cap));
+            } catch (...) {
+                b->error = std::current_exception();
+                return cap + 1;  // refused: nothing is sent
+            }
+        };
+        knit_status st = knit_reply_write_in_place(r_, capacity, content_type, trampoline, &box);
+        if (box.error) std::rethrow_exception(box.error);
+        detail::check(st);
     }
 
   private:
@@ -318,17 +419,31 @@ class Handlers {
     // Adds (or replaces) the handler of `name`. See detail::make_handler for the shapes.
     template <class F>
     Handlers& add(const std::string& name, F f) {
-        detail::register_handler(
-            [this](const char* n, knit_handler_fn fn, void* ud, knit_free_fn fr) {
-                return knit_handlers_add(h_.get(), n, fn, ud, fr);
-            },
-            name, std::move(f));
-        return *this;
+        return add_with(knit_handlers_add, name, std::move(f));
+    }
+    // A handler that may open channels to the caller (Request::open_channel).
+    template <class F>
+    Handlers& add_streaming(const std::string& name, F f) {
+        return add_with(knit_handlers_add_streaming, name, std::move(f));
+    }
+    // A handler that may write its result in place (Reply::write_in_place).
+    template <class F>
+    Handlers& add_in_place(const std::string& name, F f) {
+        return add_with(knit_handlers_add_in_place, name, std::move(f));
     }
 
     knit_handlers* get() const noexcept { return h_.get(); }
 
   private:
+    template <class F>
+    Handlers& add_with(knit_status (*c_add)(knit_handlers*, const char*, knit_handler_fn, void*, knit_free_fn),
+                       const std::string& name, F f) {
+        knit_handlers* h = h_.get();
+        detail::register_handler(
+            [h, c_add](const char* n, knit_handler_fn fn, void* ud, knit_free_fn fr) { return c_add(h, n, fn, ud, fr); },
+            name, std::move(f));
+        return *this;
+    }
     detail::Handle<knit_handlers, knit_handlers_free> h_;
 };
 
@@ -426,6 +541,12 @@ class Ticket {
         return Result<Response>(Response(r));
     }
     void cancel() { detail::check(knit_ticket_cancel(h_.get())); }
+    // The channel the worker opens for this call (Request::open_channel); waits for it.
+    Receiver channel() const {
+        knit_receiver* rx = nullptr;
+        detail::check(knit_ticket_channel(h_.get(), &rx));
+        return Receiver(rx);
+    }
 
     knit_ticket* get() const noexcept { return h_.get(); }
 
@@ -506,6 +627,14 @@ class Pool {
                                       detail::nanos(o.deadline), &t));
         return Ticket(t);
     }
+    // Starts a call with a channel to the worker that runs it (Request::take_channel).
+    std::pair<Ticket, Sender> call_with_channel(const std::string& function, Bytes payload, CallOptions o = {}) const {
+        knit_ticket* t = nullptr;
+        knit_sender* tx = nullptr;
+        detail::check(knit_call_with_channel(get(), function.c_str(), payload.data(), payload.size(), o.content_type,
+                                             detail::nanos(o.deadline), &t, &tx));
+        return {Ticket(t), Sender(tx)};
+    }
     // Calls `done(const Outcome&)` once with the outcome, on the pool's callback thread.
     template <class F>
     void call_then(const std::string& function, Bytes payload, F done, CallOptions o = {}) const {
@@ -555,12 +684,15 @@ class Worker {
 
     template <class F>
     Worker& handle(const std::string& name, F f) {
-        detail::register_handler(
-            [this](const char* n, knit_handler_fn fn, void* ud, knit_free_fn fr) {
-                return knit_worker_handle(h_.get(), n, fn, ud, fr);
-            },
-            name, std::move(f));
-        return *this;
+        return handle_with(knit_worker_handle, name, std::move(f));
+    }
+    template <class F>
+    Worker& handle_streaming(const std::string& name, F f) {
+        return handle_with(knit_worker_handle_streaming, name, std::move(f));
+    }
+    template <class F>
+    Worker& handle_in_place(const std::string& name, F f) {
+        return handle_with(knit_worker_handle_in_place, name, std::move(f));
     }
     Worker& handlers(const Handlers& h) {
         detail::check(knit_worker_add_handlers(h_.get(), h.get()));
@@ -571,6 +703,15 @@ class Worker {
 
   private:
     explicit Worker(knit_worker* w) noexcept : h_(w) {}
+    template <class F>
+    Worker& handle_with(knit_status (*c_add)(knit_worker*, const char*, knit_handler_fn, void*, knit_free_fn),
+                        const std::string& name, F f) {
+        knit_worker* w = h_.get();
+        detail::register_handler(
+            [w, c_add](const char* n, knit_handler_fn fn, void* ud, knit_free_fn fr) { return c_add(w, n, fn, ud, fr); },
+            name, std::move(f));
+        return *this;
+    }
     detail::Handle<knit_worker, knit_worker_free> h_;
 };
 

@@ -62,6 +62,37 @@ static knit::Handlers handlers() {
         .add("throw", [](const knit::Request&) -> std::string { throw knit::Error(4321, "thrown in C++"); })
         .add("throw_std", [](const knit::Request&) -> std::string { throw std::runtime_error("std error"); })
         .add("throw_int", [](const knit::Request&) -> std::string { throw 42; })
+        .add_streaming("progress",
+                       [](const knit::Request& req) {
+                           knit::Sender tx = req.open_channel();
+                           for (int i = 0; i < 3; i++) tx.send(knit::as_bytes("step " + std::to_string(i)));
+                           tx.close();
+                           return std::string("done");
+                       })
+        .add("count_input",
+             [](const knit::Request& req) {
+                 knit::Receiver rx = req.take_channel();
+                 std::size_t n = 0, bytes = 0;
+                 while (auto m = rx.recv()) {
+                     n++;
+                     bytes += m->bytes().size();
+                 }
+                 return std::to_string(n) + " " + std::to_string(bytes);
+             })
+        .add_in_place("pattern",
+                      [](const knit::Request& req, knit::Reply& reply) {
+                          std::size_t n = std::stoul(std::string(req.text()));
+                          reply.write_in_place(n, KNIT_CONTENT_BYTES, [](knit::MutableBytes buf) {
+                              for (std::size_t i = 0; i < buf.size(); i++) buf[i] = static_cast<std::uint8_t>(i % 251);
+                              return buf.size();
+                          });
+                      })
+        .add_in_place("pattern_throws",
+                      [](const knit::Request&, knit::Reply& reply) {
+                          reply.write_in_place(8, KNIT_CONTENT_BYTES, [](knit::MutableBytes) -> std::size_t {
+                              throw knit::Error(4242, "fill failed");
+                          });
+                      })
         .add("wait_cancel", [](const knit::Request& req) -> std::string {
             for (int i = 0; i < 10000; i++) {
                 if (req.cancelled()) throw knit::Error(KNIT_CANCELLED, "saw it");
@@ -73,7 +104,7 @@ static knit::Handlers handlers() {
 }
 
 static void test_thread_pool() {
-    knit::Pool pool(knit::Config().workers(2).threads(handlers()).spin(knit::Spin::balanced));
+    knit::Pool pool(knit::Config().workers(2).threads(handlers()).spin(knit::Spin::balanced).channels(4, 4096));
     CHECK(pool.call("hello", knit::as_bytes("C++")).text() == "Hello, C++");
     std::vector<std::uint8_t> in{1, 2, 3};
     knit::Response r = pool.call("bytes", in);
@@ -139,6 +170,34 @@ static void test_thread_pool() {
         for (std::size_t i = 0; i < buf.size(); i++) buf[i] = static_cast<std::uint8_t>(10 * i);
     });
     CHECK(loaned.to_vector() == (std::vector<std::uint8_t>{1, 11, 21, 31}));
+
+    // Channels: worker to host, then host to worker.
+    knit::Ticket streaming = pool.call_async("progress", {});
+    knit::Receiver rx = streaming.channel();
+    int steps = 0;
+    while (auto m = rx.recv()) {
+        CHECK(m->text() == "step " + std::to_string(steps));
+        steps++;
+    }
+    CHECK(steps == 3);
+    CHECK(streaming.wait().text() == "done");
+    auto [counting, tx] = pool.call_with_channel("count_input", {});
+    for (int i = 0; i < 10; i++) tx.send(knit::as_bytes(std::string(static_cast<std::size_t>(i) * 100, 'x')));
+    tx.close();
+    CHECK(counting.wait().text() == "10 4500");
+    auto [aborted, tx2] = pool.call_with_channel("count_input", {});
+    tx2.abort(7777);
+    expect_error(KNIT_CHANNEL_ABORTED, [&] { aborted.wait(); });
+
+    // Results written in place, and a fill function that throws.
+    for (std::size_t n : {std::size_t{0}, std::size_t{100}, std::size_t{200000}}) {
+        knit::Response p = pool.call("pattern", knit::as_bytes(std::to_string(n)));
+        bool same = p.bytes().size() == n;
+        for (std::size_t i = 0; same && i < n; i++) same = p.bytes()[i] == static_cast<std::uint8_t>(i % 251);
+        CHECK(same);
+    }
+    m = expect_error(4242, [&] { pool.call("pattern_throws", {}); });
+    CHECK(m.find("fill failed") != std::string::npos);
 
     knit_region_info info = pool.info();
     CHECK(info.worker_slots == 2 && info.major == KNIT_PROTOCOL_MAJOR);
