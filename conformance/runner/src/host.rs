@@ -186,7 +186,26 @@ impl<'a> HostState<'a> {
                 timeout,
                 Duration::from_millis(arg_u64(a, "attach_timeout_ms", 5000)),
             ),
-            "bells" => self.bells(slot),
+            "bells" => {
+                // `wait_sleeping`: poll (bounded by `timeout_ms`) until the worker announced
+                // sleep, so that the check does not depend on catching it between two parks.
+                let start = Instant::now();
+                loop {
+                    let r = self.bells(slot);
+                    let asleep = r
+                        .get("worker_sleepers")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                        > 0;
+                    if asleep
+                        || a.get("wait_sleeping").and_then(Value::as_bool) != Some(true)
+                        || start.elapsed() > timeout
+                    {
+                        break r;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
             "call" => self.call(slot, a, timeout),
             "call_batch" => self.call_batch(slot, a, timeout),
             "shutdown" => self.shutdown(slot, timeout),
