@@ -934,7 +934,8 @@ knit_status knit_reply_error(struct knit_reply *reply, knit_status code, const c
  * `max_message_len`, `KNIT_INVALID_ARGUMENT` when `write` returns more than `capacity`:
  * nothing was sent then, and the call fails with that status.
  *
- * Ownership: `buffer` is valid only during `write`, which must not call `knit_reply_*`.
+ * Ownership: `buffer` is valid only during `write`. The write function must not call the
+ * `knit_reply_*`, `knit_request_*` or worker-side channel functions (they are refused).
  * Thread safety: only inside the handler that received `reply`, on its thread.
  *
  * # Safety

@@ -130,6 +130,7 @@ pub(crate) struct Current {
 impl Current {
     /// The current call of this thread when `request` is its request.
     pub(crate) fn of(request: *const KnitRequest) -> FfiResult<Current> {
+        not_busy()?;
         CURRENT
             .with(Cell::get)
             .filter(|c| !request.is_null() && std::ptr::eq(c.request, request))
@@ -140,6 +141,7 @@ impl Current {
 
     /// The current call of this thread, whatever it is.
     pub(crate) fn get() -> FfiResult<Current> {
+        not_busy()?;
         CURRENT
             .with(Cell::get)
             .ok_or_else(|| Failure::invalid("no handler is running on this thread"))
@@ -360,13 +362,20 @@ pub(crate) fn insert(handlers: &mut Handlers, name: &str, handler: Arc<CHandler>
     }
 }
 
-/// The reply behind `reply` if it belongs to the handler call running on this thread.
-fn current_reply<'a>(reply: *mut KnitReply) -> FfiResult<&'a mut ReplyState<'a>> {
+/// Refuses calls about the current handler call from inside a write function of
+/// `knit_reply_write_in_place`: the response ring is on loan meanwhile.
+fn not_busy() -> FfiResult {
     if REPLY_BUSY.with(Cell::get) {
         return Err(Failure::invalid(
-            "the reply is being written in place: no knit_reply_* call from the write function",
+            "the result is being written in place: no request, reply or channel call from the write function",
         ));
     }
+    Ok(())
+}
+
+/// The reply behind `reply` if it belongs to the handler call running on this thread.
+fn current_reply<'a>(reply: *mut KnitReply) -> FfiResult<&'a mut ReplyState<'a>> {
+    not_busy()?;
     let current = CURRENT.with(Cell::get);
     match current {
         Some(c) if !reply.is_null() && std::ptr::eq(c.reply, reply.cast()) => {
@@ -500,7 +509,8 @@ pub unsafe extern "C" fn knit_reply_error(
 /// `max_message_len`, `KNIT_INVALID_ARGUMENT` when `write` returns more than `capacity`:
 /// nothing was sent then, and the call fails with that status.
 ///
-/// Ownership: `buffer` is valid only during `write`, which must not call `knit_reply_*`.
+/// Ownership: `buffer` is valid only during `write`. The write function must not call the
+/// `knit_reply_*`, `knit_request_*` or worker-side channel functions (they are refused).
 /// Thread safety: only inside the handler that received `reply`, on its thread.
 ///
 /// # Safety

@@ -455,6 +455,35 @@ static knit_status h_pattern_in_place(void *ud, const knit_request *req, knit_re
     return KNIT_OK;
 }
 
+struct reentry {
+    knit_reply *reply;
+    const knit_request *request;
+    knit_status reply_status, request_status;
+};
+
+/* A write function that tries to use the reply and the request: both refused. */
+static size_t write_reentering(void *ud, uint8_t *buf, size_t capacity) {
+    struct reentry *r = ud;
+    bool c = false;
+    r->reply_status = knit_reply_set(r->reply, NULL, 0, 0);
+    r->request_status = knit_request_is_cancelled(r->request, &c);
+    memset(buf, 7, capacity);
+    return capacity;
+}
+
+/* In place, with a write function that re-enters: answers the two statuses it got after the
+ * in-place result would have gone out; here, as the handler's status. */
+static knit_status h_in_place_reentry(void *ud, const knit_request *req, knit_reply *reply) {
+    (void)ud;
+    struct reentry r = {reply, req, KNIT_OK, KNIT_OK};
+    knit_status st = knit_reply_write_in_place(reply, 4, 0, write_reentering, &r);
+    if (st != KNIT_OK) return st;
+    /* Answered already: report the refusals through the channel of statuses we have left,
+     * a failed status is ignored now, so check them here and fail loudly otherwise. */
+    if (r.reply_status != KNIT_INVALID_ARGUMENT || r.request_status != KNIT_INVALID_ARGUMENT) abort();
+    return KNIT_OK;
+}
+
 /* In place, but answering through knit_reply_set: the copying path still works. */
 static knit_status h_in_place_set(void *ud, const knit_request *req, knit_reply *reply) {
     (void)ud;
@@ -499,6 +528,7 @@ static knit_handlers *thread_handlers(void) {
     knit_handlers_add(hs, "digest", h_digest, NULL, NULL);
     knit_handlers_add_in_place(hs, "pattern_in_place", h_pattern_in_place, NULL, NULL);
     knit_handlers_add_in_place(hs, "in_place_set", h_in_place_set, NULL, NULL);
+    knit_handlers_add_in_place(hs, "in_place_reentry", h_in_place_reentry, NULL, NULL);
     knit_handlers_add_in_place(hs, "in_place_overflow", h_in_place_overflow, NULL, NULL);
     knit_handlers_add(hs, "not_in_place", h_not_in_place, NULL, NULL);
     knit_handlers_add(hs, "take_and_abort", h_take_and_abort, NULL, NULL);
@@ -919,6 +949,9 @@ static void test_in_place(knit_pool *pool) {
     CHECK_STATUS(call_bytes(pool, "in_place_set", "abc", 3, 0, out, sizeof out, &n), KNIT_OK);
     CHECK(n == 3 && memcmp(out, "abc", 3) == 0);
     CHECK_STATUS(call_bytes(pool, "in_place_overflow", NULL, 0, 0, NULL, 0, NULL), KNIT_INVALID_ARGUMENT);
+    /* Re-entering the reply from the write function is refused (the handler aborts if not). */
+    CHECK_STATUS(call_bytes(pool, "in_place_reentry", NULL, 0, 0, out, sizeof out, &n), KNIT_OK);
+    CHECK(n == 4 && out[0] == 7);
     CHECK_STATUS(call_bytes(pool, "not_in_place", NULL, 0, 0, NULL, 0, NULL), KNIT_INVALID_ARGUMENT);
     CHECK(message_contains("not added in place"));
 }
