@@ -16,11 +16,22 @@
  *   getters that cannot fail: knit_version*, knit_last_error_*, knit_status_name,
  *   knit_handle_count, knit_monotonic_ns.
  *
- * Handles. knit_pool, knit_worker, knit_config, knit_handlers, knit_region, knit_response and
- *   knit_ticket are opaque handles, created by a *_new / *_start / *_create / *_attach
- *   function (or returned by a call) and owned by the caller until its *_free function. A
- *   NULL, freed, forged or wrong-type handle is refused with KNIT_INVALID_ARGUMENT; it never
- *   crashes. knit_handle_count() counts the live handles, for leak checks.
+ * Handles. knit_pool, knit_worker, knit_config, knit_handlers, knit_region, knit_response,
+ *   knit_ticket, knit_sender and knit_receiver are opaque handles, created by a *_new /
+ *   *_start / *_create / *_attach function (or returned by a call) and owned by the caller
+ *   until its *_free function (a sender also ends with *_close and *_abort). A NULL, freed,
+ *   forged or wrong-type handle is refused with KNIT_INVALID_ARGUMENT; it never crashes.
+ *   knit_handle_count() counts the live handles, for leak checks. knit_request and
+ *   knit_reply, and the channel ends of a worker, are valid only during their handler call.
+ *
+ * Zero copy. A handler reads its request in place (knit_request.payload) and may write its
+ *   result in place (knit_handlers_add_in_place, knit_reply_write_in_place); a host may write
+ *   its request in place (knit_call_loan) and read the result in place (knit_call_borrow).
+ *
+ * Channels. A streaming handler opens a channel to its caller (knit_request_open_channel;
+ *   the host takes it with knit_ticket_channel); a host opens one to the worker of a call
+ *   (knit_call_with_channel; the handler takes it with knit_request_take_channel). Both
+ *   directions use knit_sender_* and knit_receiver_*.
  *
  * Ownership. Pointers passed in (strings, payloads, arrays) are only read during the call
  *   unless the function says otherwise. Pointers handed out (response bytes, messages) belong

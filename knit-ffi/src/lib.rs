@@ -28,6 +28,8 @@ mod callback;
 mod channel;
 mod region;
 mod handle;
+#[cfg(test)]
+mod tests;
 
 pub use args::KNIT_FOREVER;
 pub use callback::{knit_call_callback, KnitCompletionFn, KnitOutcome};

@@ -1,0 +1,271 @@
+//! The C interface exercised from Rust, the way C calls it: handlers are `extern "C"`
+//! functions, handles are raw pointers, every status is checked. (The C and C++ suites in
+//! tests/c and tests/cpp, run by scripts/test-c, cover the rest.)
+
+use std::ffi::{c_void, CStr};
+use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::*;
+
+fn last_message() -> String {
+    // SAFETY: the thread's NUL-terminated message, read before any other Knit call.
+    unsafe { CStr::from_ptr(knit_last_error_message()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Answers "echo: " and the payload.
+unsafe extern "C" fn echo(
+    _ud: *mut c_void,
+    request: *const KnitRequest,
+    reply: *mut KnitReply,
+) -> KnitStatus {
+    // SAFETY: the request the library passed, valid during the call.
+    let req = unsafe { &*request };
+    // SAFETY: as above; NULL only with length 0.
+    let payload =
+        unsafe { crate::args::bytes(req.payload, req.payload_len, "payload") }.unwrap_or_default();
+    let mut out = b"echo: ".to_vec();
+    out.extend_from_slice(payload);
+    // SAFETY: a live buffer and the reply of this call.
+    unsafe { knit_reply_set(reply, out.as_ptr(), out.len(), KNIT_CONTENT_UTF8) }
+}
+
+/// Fails with application code 4321 and a message.
+unsafe extern "C" fn fail(
+    _ud: *mut c_void,
+    _request: *const KnitRequest,
+    reply: *mut KnitReply,
+) -> KnitStatus {
+    // SAFETY: the reply of this call and a static string.
+    unsafe { knit_reply_error(reply, 4321, c"failed on purpose".as_ptr()) };
+    4321
+}
+
+static FREED: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" fn count_free(_ud: *mut c_void) {
+    FREED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A thread pool of one worker serving `echo` and `fail`.
+fn pool() -> *mut KnitPool {
+    let mut handlers = null_mut();
+    let mut config = null_mut();
+    let mut pool = null_mut();
+    // SAFETY: every pointer is a live local or a static string.
+    unsafe {
+        assert_eq!(knit_handlers_new(&mut handlers), KNIT_OK);
+        assert_eq!(
+            knit_handlers_add(handlers, c"echo".as_ptr(), Some(echo), null_mut(), None),
+            KNIT_OK
+        );
+        assert_eq!(
+            knit_handlers_add(handlers, c"fail".as_ptr(), Some(fail), null_mut(), None),
+            KNIT_OK
+        );
+        assert_eq!(knit_config_new(&mut config), KNIT_OK);
+        assert_eq!(knit_config_set_threads(config, handlers), KNIT_OK);
+        assert_eq!(
+            knit_pool_start(config, &mut pool),
+            KNIT_OK,
+            "{}",
+            last_message()
+        );
+        assert_eq!(knit_config_free(config), KNIT_OK);
+        assert_eq!(knit_handlers_free(handlers), KNIT_OK);
+    }
+    pool
+}
+
+/// The bytes of a response, which is freed.
+fn take(response: *mut KnitResponse) -> Vec<u8> {
+    let (mut data, mut len) = (null(), 0usize);
+    // SAFETY: live locals; the response is a live handle.
+    let status = unsafe { knit_response_get(response, &mut data, &mut len, null_mut()) };
+    assert_eq!(status, KNIT_OK);
+    // SAFETY: `len` bytes at `data`, owned by the response until it is freed below.
+    let bytes = unsafe { crate::args::bytes(data, len, "data") }
+        .unwrap_or_default()
+        .to_vec();
+    assert_eq!(knit_response_free(response), KNIT_OK);
+    bytes
+}
+
+#[test]
+fn blocking_calls_return_results_and_failures() {
+    let pool = pool();
+    let mut response = null_mut();
+    // SAFETY: live handles and buffers.
+    let status = unsafe {
+        knit_call(
+            pool,
+            c"echo".as_ptr(),
+            b"hi".as_ptr(),
+            2,
+            KNIT_CONTENT_UTF8,
+            0,
+            &mut response,
+        )
+    };
+    assert_eq!(status, KNIT_OK, "{}", last_message());
+    assert_eq!(take(response), b"echo: hi");
+
+    // SAFETY: as above.
+    let status = unsafe { knit_call(pool, c"fail".as_ptr(), null(), 0, 0, 0, &mut response) };
+    assert_eq!(status, 4321);
+    assert!(response.is_null());
+    assert!(
+        last_message().contains("failed on purpose"),
+        "{}",
+        last_message()
+    );
+
+    // SAFETY: as above.
+    let status = unsafe { knit_call(pool, c"nope".as_ptr(), null(), 0, 0, 0, &mut response) };
+    assert_eq!(status, KNIT_UNKNOWN_FUNCTION);
+
+    assert_eq!(knit_pool_free(pool), KNIT_OK);
+    // SAFETY: a dead handle is refused, never dereferenced.
+    let status = unsafe { knit_call(pool, c"echo".as_ptr(), null(), 0, 0, 0, &mut response) };
+    assert_eq!(status, KNIT_INVALID_ARGUMENT);
+    assert_eq!(knit_pool_free(pool), KNIT_INVALID_ARGUMENT);
+}
+
+#[test]
+fn tickets_wait_any_and_cancel() {
+    let pool = pool();
+    let mut tickets = [null_mut(); 3];
+    for t in &mut tickets {
+        // SAFETY: live handles and buffers.
+        let status = unsafe { knit_call_async(pool, c"echo".as_ptr(), b"x".as_ptr(), 1, 0, 0, t) };
+        assert_eq!(status, KNIT_OK);
+    }
+    let handles: Vec<*const KnitTicket> = tickets.iter().map(|t| t.cast_const()).collect();
+    let mut seen = [false; 3];
+    for _ in 0..3 {
+        let mut index = usize::MAX;
+        // SAFETY: three live ticket handles and a live index.
+        let status = unsafe { knit_wait_any(handles.as_ptr(), 3, 10_000_000_000, &mut index) };
+        assert_eq!(status, KNIT_OK, "{}", last_message());
+        let mut response = null_mut();
+        // SAFETY: a live ticket and a live output.
+        let status = unsafe { knit_ticket_wait(handles[index], 0, &mut response) };
+        assert_eq!(status, KNIT_OK);
+        assert_eq!(take(response), b"echo: x");
+        seen[index] = true;
+    }
+    assert_eq!(seen, [true; 3]);
+    for t in tickets {
+        assert_eq!(
+            knit_ticket_cancel(t),
+            KNIT_OK,
+            "cancel after the outcome is harmless"
+        );
+        assert_eq!(knit_ticket_free(t), KNIT_OK);
+    }
+    assert_eq!(knit_pool_free(pool), KNIT_OK);
+}
+
+static CALLBACKS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" fn on_done(user_data: *mut c_void, outcome: *const KnitOutcome) {
+    // SAFETY: the outcome is valid during the callback.
+    let o = unsafe { &*outcome };
+    // The user data is the status the test expects.
+    assert_eq!(o.status, user_data as usize as u32);
+    CALLBACKS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn callbacks_run_once_even_when_the_pool_is_freed_first() {
+    let pool = pool();
+    // SAFETY: live handles; the user data is a number, never dereferenced.
+    unsafe {
+        let ok = KNIT_OK as usize as *mut c_void;
+        let unknown = KNIT_UNKNOWN_FUNCTION as usize as *mut c_void;
+        assert_eq!(
+            knit_call_callback(pool, c"echo".as_ptr(), null(), 0, 0, 0, Some(on_done), ok),
+            KNIT_OK
+        );
+        assert_eq!(
+            knit_call_callback(
+                pool,
+                c"nope".as_ptr(),
+                null(),
+                0,
+                0,
+                0,
+                Some(on_done),
+                unknown
+            ),
+            KNIT_OK
+        );
+        assert_eq!(
+            knit_call_callback(pool, c"echo".as_ptr(), null(), 0, 0, 0, None, null_mut()),
+            KNIT_INVALID_ARGUMENT
+        );
+    }
+    // Freeing the pool delivers every pending callback before it returns. (The first one may
+    // also have finished before the free.)
+    assert_eq!(knit_pool_free(pool), KNIT_OK);
+    assert_eq!(CALLBACKS.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn handler_user_data_is_freed_once_when_the_last_user_goes() {
+    let before = FREED.load(Ordering::SeqCst);
+    let mut handlers = null_mut();
+    let mut worker = null_mut();
+    // SAFETY: live locals and static strings.
+    unsafe {
+        assert_eq!(knit_handlers_new(&mut handlers), KNIT_OK);
+        let name = c"echo".as_ptr();
+        assert_eq!(
+            knit_handlers_add(handlers, name, Some(echo), null_mut(), Some(count_free)),
+            KNIT_OK
+        );
+        let region = c"knit-00000000000000000000000000000000".as_ptr();
+        assert_eq!(knit_worker_new(region, 1, &mut worker), KNIT_OK);
+    }
+    assert_eq!(knit_worker_add_handlers(worker, handlers), KNIT_OK);
+    assert_eq!(knit_handlers_free(handlers), KNIT_OK);
+    assert_eq!(
+        FREED.load(Ordering::SeqCst),
+        before,
+        "the worker still holds the handler"
+    );
+    assert_eq!(knit_worker_free(worker), KNIT_OK);
+    assert_eq!(FREED.load(Ordering::SeqCst), before + 1);
+}
+
+#[test]
+fn handler_only_functions_refuse_outside_a_handler() {
+    let mut cancelled = false;
+    let request = KnitRequest {
+        payload: null(),
+        payload_len: 0,
+        content_type: 0,
+        worker_slot: 1,
+        request_id: 1,
+        deadline_ns: 0,
+    };
+    // SAFETY: live locals; the forged reply is compared, never dereferenced.
+    unsafe {
+        assert_eq!(
+            knit_request_is_cancelled(&request, &mut cancelled),
+            KNIT_INVALID_ARGUMENT
+        );
+        let forged = std::ptr::from_ref(&request).cast_mut().cast::<KnitReply>();
+        assert_eq!(knit_reply_set(forged, null(), 0, 0), KNIT_INVALID_ARGUMENT);
+        let mut sender = null_mut();
+        assert_eq!(
+            knit_request_open_channel(&request, &mut sender),
+            KNIT_INVALID_ARGUMENT
+        );
+        assert!(sender.is_null());
+    }
+    assert_eq!(knit_sender_close(null_mut()), KNIT_INVALID_ARGUMENT);
+    assert_eq!(knit_receiver_free(null_mut()), KNIT_INVALID_ARGUMENT);
+}
