@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from . import payload
 from ._lib import LibraryNotFound, lib, monotonic_ns
+from .call import Call, Stream, wait_any
 from .channel import Receiver, Sender
 from .errors import (
     ApiError,
@@ -75,8 +76,10 @@ from .payload import (
     Payload,
     TypedArray,
 )
-from .pool import Call, ParticipantState, Pool, RegionState, Stream, WorkerState, wait_any
+from .pool import Pool
+from .region import Region
 from .response import Response
+from .states import ParticipantState, RegionState, WorkerState
 from .worker import Request, Worker, cancelled, current, function, handler, serve
 
 
@@ -135,6 +138,7 @@ __all__ = [
     "Pool",
     "ProtocolViolation",
     "Receiver",
+    "Region",
     "RegionState",
     "RegionTooSmall",
     "Request",

@@ -14,23 +14,18 @@ from __future__ import annotations
 import asyncio
 import atexit
 import ctypes
-import itertools
-import sys
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from ctypes import byref, c_bool, c_size_t, c_void_p
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from ctypes import byref, c_void_p
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import _trampolines as tr
 from . import payload
 from ._buffer import Exported
 from ._lib import (
     BACKPRESSURE_ERROR,
     BACKPRESSURE_WAIT,
-    BORROW_FN,
-    COMPLETION_FN,
-    FILL_FN,
     FOREVER,
     ParticipantInfo,
     RegionInfo,
@@ -38,10 +33,18 @@ from ._lib import (
     lib,
     seconds_to_ns,
 )
-from ._status import CHANNEL_CLOSED, OK, TIMED_OUT, check, error, fail
-from .channel import Receiver
-from .errors import InvalidArgument, KnitError, Shutdown, TimedOut
+from ._status import OK, check, fail
+from .call import Call, Stream
+from .errors import Shutdown
 from .response import Response, take_bytes
+from .states import (
+    ParticipantState,
+    RegionState,
+    WorkerState,
+    participant_state,
+    region_state,
+    worker_state,
+)
 from .worker import Functions, HandlerSet, spin_policy
 
 T = TypeVar("T")
@@ -60,60 +63,6 @@ def _deadline_ns(deadline: float | None) -> int:
     if deadline == float("inf"):
         return FOREVER
     return seconds_to_ns(deadline)
-
-
-def _timeout_ns(timeout: float | None) -> int:
-    """A wait bound in seconds as the C argument: 0 does not wait, None waits forever."""
-    if timeout is None:
-        return FOREVER
-    if timeout <= 0:
-        return 0
-    return seconds_to_ns(timeout)
-
-
-@dataclass(frozen=True)
-class WorkerState:
-    """The state of one worker of a pool (``knit_worker_info``)."""
-
-    index: int
-    pid: int
-    ready: bool
-    dead: bool
-    outstanding: int
-    starts: int
-
-
-@dataclass(frozen=True)
-class RegionState:
-    """A pool's region header and poison state (``knit_region_info``)."""
-
-    name: str
-    major: int
-    minor: int
-    worker_slots: int
-    channel_slots: int
-    inflight_max: int
-    request_ring_cap: int
-    response_ring_cap: int
-    channel_ring_cap: int
-    poison_code: int
-    poisoned_by: int
-    region_len: int
-    max_message_len: int
-
-
-@dataclass(frozen=True)
-class ParticipantState:
-    """One participant entry of a pool's region (``knit_participant_info``)."""
-
-    index: int
-    state: int
-    role: int
-    pid: int
-    epoch: int
-    start_time: int
-    heartbeat_ns: int
-    impl_name: str
 
 
 class _CallProxy:
@@ -186,98 +135,6 @@ class _AsyncCallProxy:
             return acall(name, value, deadline, content_type)
 
         return bound
-
-
-# --- asyncio completions: one trampoline for every pool, keyed by an integer user_data ------
-
-_pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
-_keys = itertools.count(1)
-
-
-def _settle(
-    fut: asyncio.Future[Any], status: int, content_type: int, data: bytes, message: str
-) -> None:
-    if fut.done():
-        return  # cancelled by the awaiting task meanwhile
-    if status != OK:
-        fut.set_exception(error(status, message))
-        return
-    try:
-        fut.set_result(payload.decode(data, content_type))
-    except KnitError as e:
-        fut.set_exception(e)
-
-
-def _complete(user_data: int | None, outcome: Any) -> None:
-    # Runs on the pool's callback thread: copy the outcome, hand it to the loop, return.
-    try:
-        entry = _pending.pop(user_data or 0, None)
-        if entry is None:
-            return
-        loop, fut = entry
-        o = outcome.contents
-        data = ctypes.string_at(o.data, o.len) if o.status == OK and o.len else b""
-        message = o.message.decode("utf-8", "replace") if o.message else ""
-        loop.call_soon_threadsafe(_settle, fut, o.status, o.content_type, data, message)
-    except BaseException:
-        pass  # a closed loop; nothing may propagate into C
-
-
-_COMPLETE = COMPLETION_FN(_complete)
-
-
-# --- borrowed results: the reader sees the response ring in place --------------------------
-
-_readers: dict[int, list[Any]] = {}
-
-
-def _borrow(user_data: int | None, data: int | None, length: int) -> None:
-    slot = _readers.get(user_data or 0)
-    if slot is None:
-        return
-    reader = slot[0]
-    memory = (ctypes.c_ubyte * length).from_address(data or 0) if length and data else None
-    view = memoryview(memory).cast("B").toreadonly() if memory is not None else memoryview(b"")
-    try:
-        slot[1] = reader(view)
-    except BaseException as e:  # re-raised by call_borrowed, on the caller's side
-        slot[2] = e
-    finally:
-        try:
-            view.release()
-        except BufferError:
-            slot[3] = True  # an export of the view itself is still held
-        del view
-        # Any view left of the ring memory (a slice, a numpy array made from it) still holds
-        # the ctypes array that describes it: 2 references are this frame's and the call's.
-        if memory is not None and sys.getrefcount(memory) > 2:
-            slot[3] = True
-
-
-_BORROW = BORROW_FN(_borrow)
-
-
-# --- loans: a typed array written straight into the request ring ----------------------------
-
-_fills: dict[int, payload.Outgoing] = {}
-
-
-def _fill(user_data: int | None, buffer: int | None, length: int) -> None:
-    out = _fills.get(user_data or 0)
-    if out is None or not buffer:
-        return
-    try:
-        ctypes.memmove(buffer, out.head, len(out.head))
-        if out.nbytes:
-            with Exported(out.data) as e:
-                ctypes.memmove(
-                    buffer + len(out.head), e.address, min(out.nbytes, length - len(out.head))
-                )
-    except BaseException:  # nothing may propagate into C: send zeros rather than stale bytes
-        ctypes.memset(buffer, 0, length)
-
-
-_FILL = FILL_FN(_fill)
 
 
 _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
@@ -464,16 +321,16 @@ class Pool:
         return payload.decode(data_, ct)
 
     def _call_loan(self, h: int, name: bytes, out: payload.Outgoing, response: c_void_p) -> int:
-        key = next(_keys)
-        _fills[key] = out
+        key = next(tr.keys)
+        tr.fills[key] = out
         try:
             return int(
                 lib.knit_call_loan(
-                    h, name, out.total, out.content_type, _FILL, key, byref(response)
+                    h, name, out.total, out.content_type, tr.FILL, key, byref(response)
                 )
             )
         finally:
-            del _fills[key]
+            del tr.fills[key]
 
     def call_response(
         self,
@@ -521,16 +378,16 @@ class Pool:
         h = self._handle()
         out = payload.encode(value, content_type)
         data = out.contiguous()
-        key = next(_keys)
+        key = next(tr.keys)
         slot: list[Any] = [reader, None, None, False]
-        _readers[key] = slot
+        tr.readers[key] = slot
         try:
             with Exported(data) as e:
                 status = lib.knit_call_borrow(
-                    h, self._name(function), e.address, e.nbytes, out.content_type, _BORROW, key
+                    h, self._name(function), e.address, e.nbytes, out.content_type, tr.BORROW, key
                 )
         finally:
-            del _readers[key]
+            del tr.readers[key]
         if status != OK:
             fail(status)
         if slot[2] is not None:
@@ -552,8 +409,8 @@ class Pool:
         fut: asyncio.Future[Any] = loop.create_future()
         out = payload.encode(value, content_type)
         data = out.contiguous()
-        key = next(_keys)
-        _pending[key] = (loop, fut)
+        key = next(tr.keys)
+        tr.pending[key] = (loop, fut)
         with Exported(data) as e:
             status = lib.knit_call_callback(
                 h,
@@ -562,11 +419,11 @@ class Pool:
                 e.nbytes,
                 out.content_type,
                 _deadline_ns(deadline),
-                _COMPLETE,
+                tr.COMPLETE,
                 key,
             )
         if status != OK:
-            _pending.pop(key, None)
+            tr.pending.pop(key, None)
             fail(status)
         return await fut
 
@@ -616,27 +473,13 @@ class Pool:
         """The pool's region header and poison state."""
         i = RegionInfo(struct_size=ctypes.sizeof(RegionInfo))
         check(lib.knit_pool_get_info(self._handle(), byref(i)))
-        return RegionState(
-            i.name.decode("utf-8", "replace"),
-            i.major,
-            i.minor,
-            i.worker_slots,
-            i.channel_slots,
-            i.inflight_max,
-            i.request_ring_cap,
-            i.response_ring_cap,
-            i.channel_ring_cap,
-            i.poison_code,
-            i.poisoned_by,
-            i.region_len,
-            i.max_message_len,
-        )
+        return region_state(i)
 
     def worker(self, index: int) -> WorkerState:
         """The state of worker ``index`` (1 to the number of workers)."""
         w = WorkerInfo(struct_size=ctypes.sizeof(WorkerInfo))
         check(lib.knit_pool_get_worker(self._handle(), index, byref(w)))
-        return WorkerState(w.index, w.pid, w.ready, w.dead, w.outstanding, w.starts)
+        return worker_state(w)
 
     def workers(self) -> list[WorkerState]:
         """The state of every worker."""
@@ -646,151 +489,4 @@ class Pool:
         """Participant entry ``index`` of the region (0 the host), read once and validated."""
         p = ParticipantInfo(struct_size=ctypes.sizeof(ParticipantInfo))
         check(lib.knit_pool_get_participant(self._handle(), index, byref(p)))
-        return ParticipantState(
-            p.index,
-            p.state,
-            p.role,
-            p.pid,
-            p.epoch,
-            p.start_time,
-            p.heartbeat_ns,
-            p.impl_name.decode("utf-8", "replace"),
-        )
-
-
-_UNSET: Any = object()
-
-
-class Call:
-    """A call in flight (a ``knit_ticket``). ``result()`` waits for its outcome (given again
-    on every later ``result()``), ``cancel()`` cancels it at the worker (CANCEL-1),
-    ``channel()`` takes the channel its handler streams on."""
-
-    __slots__ = ("__weakref__", "_error", "_h", "_result")
-
-    def __init__(self, handle: int) -> None:
-        self._h: int | None = handle
-        self._result: Any = _UNSET
-        self._error: KnitError | None = None
-
-    def _handle(self) -> int:
-        if self._h is None:
-            raise InvalidArgument("this call was closed")
-        return self._h
-
-    def done(self) -> bool:
-        """Whether the outcome is ready (never blocks)."""
-        if self._result is not _UNSET or self._error is not None:
-            return True
-        flag = c_bool(False)
-        check(lib.knit_ticket_poll(self._handle(), byref(flag)))
-        return bool(flag.value)
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The call's result, waiting at most ``timeout`` seconds (None: no bound); raises the
-        call's error, or :class:`knit.TimedOut` when it has not finished in time (the call
-        goes on)."""
-        if self._result is _UNSET and self._error is None:
-            response = c_void_p()
-            bound = _timeout_ns(timeout)
-            status = lib.knit_ticket_wait(self._handle(), bound, byref(response))
-            if status == TIMED_OUT and bound != FOREVER and not self.done():
-                raise TimedOut(f"the call has not finished within {timeout} s")
-            if status != OK:
-                try:
-                    fail(status)
-                except KnitError as e:
-                    self._error = e
-            else:
-                data, ct = take_bytes(response.value or 0)
-                try:
-                    self._result = payload.decode(data, ct)
-                except KnitError as e:
-                    self._error = e
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-    def cancel(self) -> None:
-        """Cancels the call: the worker is told, and the outcome becomes
-        :class:`knit.Cancelled` unless the call had already finished."""
-        check(lib.knit_ticket_cancel(self._handle()))
-
-    def channel(self) -> Receiver:
-        """Waits until the handler opens its channel and returns the reading end; raises
-        :class:`knit.ChannelClosed` when the call ends without opening one. Take it before
-        waiting for the result: a handler filling its channel waits for the host to read."""
-        receiver = c_void_p()
-        check(lib.knit_ticket_channel(self._handle(), byref(receiver)))
-        return Receiver(receiver.value or 0)
-
-    def close(self) -> None:
-        """Frees the call; a call still running is cancelled."""
-        h, self._h = self._h, None
-        if h is not None:
-            lib.knit_ticket_free(h)
-
-    def __enter__(self) -> Call:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
-
-
-def wait_any(calls: Sequence[Call], timeout: float | None = None) -> int:
-    """Waits until one of ``calls`` has finished and returns its position; raises
-    :class:`knit.TimedOut` when none finished within ``timeout`` seconds."""
-    handles = (c_void_p * len(calls))(*[c._handle() for c in calls])
-    index = c_size_t()
-    status = lib.knit_wait_any(handles, len(calls), _timeout_ns(timeout), byref(index))
-    if status != OK:
-        fail(status)
-    return index.value
-
-
-class Stream:
-    """The messages a streaming call sends on its channel, then its result."""
-
-    __slots__ = ("_receiver", "call")
-
-    def __init__(self, call: Call) -> None:
-        self.call = call
-        self._receiver: Receiver | None = None
-
-    def __iter__(self) -> Iterator[Any]:
-        try:
-            self._receiver = self.call.channel()
-        except KnitError as e:
-            if e.code == CHANNEL_CLOSED:
-                return  # the call ended without a channel
-            raise
-        yield from self._receiver
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The call's result (after the stream)."""
-        return self.call.result(timeout)
-
-    def close(self) -> None:
-        """Frees the channel and the call (cancelled if still running)."""
-        if self._receiver is not None:
-            self._receiver.close()
-        self.call.close()
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        return participant_state(p)
