@@ -805,7 +805,7 @@ impl<'a> HostState<'a> {
             };
             let cap = s.requests.cap();
             let pos = s.requests.tail;
-            let Ok(mbx) = self.region.mailbox(slot - 1) else {
+            let Some(Ok(mbx)) = slot.checked_sub(1).map(|m| self.region.mailbox(m)) else {
                 return error_reply(ErrorCode::InvalidArgument, "slot");
             };
             let data = mbx.request.data;

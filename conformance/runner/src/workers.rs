@@ -131,7 +131,9 @@ impl RawWorker {
                 }
             };
             let r = handle.region();
-            let Ok(mbx) = r.mailbox(slot - 1) else { return };
+            let Some(Ok(mbx)) = slot.checked_sub(1).map(|m| r.mailbox(m)) else {
+                return;
+            };
             let mut state = RawState {
                 region: r,
                 responses: RawRing::new(mbx.response),
