@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from . import payload
-from ._buffer import Exported, view_of
+from ._buffer import Exported
 from ._lib import (
     FREE_FN,
     HANDLER_FN,
@@ -78,6 +78,7 @@ class Request:
 
     __slots__ = (
         "_c",
+        "_memory",
         "_senders",
         "_streaming",
         "content_type",
@@ -94,8 +95,15 @@ class Request:
         self.request_id: int = r.request_id
         self.worker_slot: int = r.worker_slot
         self.deadline_ns: int = r.deadline_ns
+        self._memory = (
+            (ctypes.c_ubyte * r.payload_len).from_address(r.payload)
+            if r.payload_len and r.payload
+            else None
+        )
         self.payload: memoryview = (
-            view_of(r.payload or 0, r.payload_len) if r.payload_len else memoryview(b"")
+            memoryview(self._memory).cast("B").toreadonly()
+            if self._memory is not None
+            else memoryview(b"")
         )
         self._senders: list[Sender] = []
         self._streaming = streaming
@@ -127,12 +135,23 @@ class Request:
         self._senders.append(s)
         return s
 
-    def _end(self) -> None:
+    def _end(self) -> bool:
+        """Ends the request's life; False when a view of its payload outlived the handler
+        (a slice, a numpy array made from it): that memory may be the ring, reused at once."""
         for s in self._senders:
             s._forget()
-        with contextlib.suppress(BufferError):
-            # An export of the payload escaped the handler; it must not be used (documented).
+        escaped = False
+        try:
             self.payload.release()
+        except BufferError:
+            escaped = True
+        self.payload = memoryview(b"")
+        # Every view of the payload holds the ctypes array describing it: only this object's
+        # reference and getrefcount's own may remain.
+        if self._memory is not None and sys.getrefcount(self._memory) > 2:
+            escaped = True
+        self._memory = None
+        return not escaped
 
 
 _local = threading.local()
@@ -184,10 +203,15 @@ class _Handler:
                     raise TypeError(f"{self.name}() takes no argument but the call sent one")
             if self.generator or inspect.isgenerator(result):
                 result = _stream(request, result)
-            return _reply(reply, result)
+            status = _reply(reply, result)
         finally:
             _local.request = previous
-            request._end()
+            intact = request._end()
+        if not intact:
+            raise BufferError(
+                "a view of the request payload outlived the handler: copy what you keep"
+            )
+        return status
 
 
 def _decoded(request: Request) -> Any:

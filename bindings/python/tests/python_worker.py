@@ -164,5 +164,31 @@ def try_send_until_full(req: knit.Request) -> int:
     return sent
 
 
+_kept: list[object] = []
+
+
+@knit.function(raw=True)
+def keep_a_slice(req: knit.Request) -> str:
+    """Breaks the lifetime rule of Request.payload: keeps a slice of it."""
+    _kept.append(req.payload[:4])
+    return "kept"
+
+
+@knit.function(raw=True)
+def keep_the_view(req: knit.Request) -> str:
+    """Keeps the payload view itself: it is released when the handler returns."""
+    _kept.append(req.payload)
+    return "kept"
+
+
+@knit.function
+def kept_view_is_released() -> str:
+    try:
+        bytes(_kept[-1])  # type: ignore[call-overload]
+    except ValueError as e:
+        return f"released: {e}"
+    return "still readable"
+
+
 if __name__ == "__main__":
     knit.serve()

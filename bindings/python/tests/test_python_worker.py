@@ -143,6 +143,18 @@ def test_try_send_reports_a_full_channel(py_pool: knit.Pool) -> None:
         assert len(messages) == sent and all(m == bytes(4096) for m in messages)
 
 
+def test_a_payload_view_escaping_the_handler_fails_the_call(py_pool: knit.Pool) -> None:
+    with pytest.raises(knit.HandlerFailed) as e:
+        py_pool.call.keep_a_slice(b"0123456789")
+    assert "outlived the handler" in e.value.message
+
+
+def test_a_kept_payload_view_is_released() -> None:
+    with knit.Pool(PYTHON_WORKER) as pool:  # one worker: both calls reach the same process
+        assert pool.call.keep_the_view(b"abc") == "kept"
+        assert pool.call.kept_view_is_released().startswith("released")
+
+
 def test_kill_9_of_a_python_worker_mid_call() -> None:
     with knit.Pool(PYTHON_WORKER) as pool:
         pid = pool.worker(1).pid
