@@ -237,7 +237,8 @@ pub unsafe extern "C" fn knit_pool_get_participant(
 
 /// Calls `function` with `payload` (`len` bytes of content type `content_type`) on the least
 /// busy worker that has it, and waits for the result. `deadline_ns` is the call's deadline in
-/// nanoseconds from now; 0 uses the pool's default (none unless configured).
+/// nanoseconds from now; 0 uses the pool's default (none unless configured); `KNIT_FOREVER`
+/// means none, whatever the default.
 ///
 /// On success stores the result in `*response` (when `response` is not NULL). On failure
 /// stores NULL there and returns the status: the worker's own status and message
