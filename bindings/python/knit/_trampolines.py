@@ -16,7 +16,6 @@ from . import payload
 from ._buffer import Exported
 from ._lib import BORROW_FN, COMPLETION_FN, FILL_FN
 from ._status import OK, error
-from .errors import KnitError
 
 keys = itertools.count(1)
 """The source of every key of the tables below."""
@@ -35,9 +34,11 @@ def _settle(
         fut.set_exception(error(status, message))
         return
     try:
-        fut.set_result(payload.decode(data, content_type))
-    except KnitError as e:
+        value = payload.decode(data, content_type)
+    except Exception as e:  # a result its content type does not describe, nesting too deep, ...
         fut.set_exception(e)
+        return
+    fut.set_result(value)
 
 
 def _complete(user_data: int | None, outcome: Any) -> None:

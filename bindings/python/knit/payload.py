@@ -396,6 +396,8 @@ def decode(data: bytes | memoryview, content_type: int) -> Any:
             return json.loads(bytes(data))
         except ValueError as e:
             raise InvalidArgument(f"a payload tagged JSON is not JSON: {e}") from e
+        except RecursionError as e:
+            raise InvalidArgument("a JSON payload nests deeper than Python can decode") from e
     if content_type == TYPED_ARRAY:
         m = data if isinstance(data, memoryview) else memoryview(data)
         d, shape, offset = parse_typed_array(m)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -54,3 +55,24 @@ def test_a_pool_needs_exactly_one_kind_of_worker() -> None:
         knit.Pool()
     with pytest.raises(ValueError):
         knit.Pool(["x"], handlers={})
+
+
+def test_results_their_content_type_does_not_describe_are_argument_errors() -> None:
+    bad = {
+        "bad_json": lambda: knit.Payload(b"{", knit.JSON),
+        "bad_text": lambda: knit.Payload(b"\xff\xfe", knit.UTF8),
+        "bad_array": lambda: knit.Payload(b"\x63\x00\x00\x00\x00\x00\x00\x00", knit.TYPED_ARRAY),
+        "deep_json": lambda: knit.Payload(b"[" * 100_000 + b"]" * 100_000, knit.JSON),
+    }
+    with knit.Pool(handlers=bad) as pool:
+        for name in bad:
+            with pytest.raises(knit.InvalidArgument):
+                pool.call(name)
+
+        async def main() -> None:
+            with pytest.raises(knit.InvalidArgument):
+                await pool.acall.bad_json()
+            with pytest.raises(knit.InvalidArgument):
+                await pool.acall.deep_json()  # raised in the task, not lost in the loop
+
+        asyncio.run(main())
