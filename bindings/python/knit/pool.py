@@ -65,13 +65,21 @@ def _deadline_ns(deadline: float | None) -> int:
     return seconds_to_ns(deadline)
 
 
+def _pool_of(ref: weakref.ref[Pool]) -> Pool:
+    pool = ref()
+    if pool is None:
+        raise Shutdown("the pool is gone")
+    return pool
+
+
 class _CallProxy:
-    """``pool.call(name, value)`` and ``pool.call.name(value)``."""
+    """``pool.call(name, value)`` and ``pool.call.name(value)``. It refers to its pool weakly
+    (no reference cycle: a pool nobody holds is shut down at once)."""
 
     __slots__ = ("_bound", "_pool")
 
     def __init__(self, pool: Pool) -> None:
-        self._pool = pool
+        self._pool = weakref.ref(pool)
         self._bound: dict[str, Callable[..., Any]] = {}
 
     def __call__(
@@ -82,14 +90,14 @@ class _CallProxy:
         deadline: float | None = None,
         content_type: int | None = None,
     ) -> Any:
-        return self._pool._call(function, value, deadline, content_type)
+        return _pool_of(self._pool)._call(function, value, deadline, content_type)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("__"):
             raise AttributeError(name)
         bound = self._bound.get(name)
         if bound is None:
-            call = self._pool._call
+            ref = self._pool
 
             def bound(
                 value: Any = payload.NOTHING,
@@ -97,7 +105,7 @@ class _CallProxy:
                 deadline: float | None = None,
                 content_type: int | None = None,
             ) -> Any:
-                return call(name, value, deadline, content_type)
+                return _pool_of(ref)._call(name, value, deadline, content_type)
 
             self._bound[name] = bound
         return bound
@@ -109,7 +117,7 @@ class _AsyncCallProxy:
     __slots__ = ("_pool",)
 
     def __init__(self, pool: Pool) -> None:
-        self._pool = pool
+        self._pool = weakref.ref(pool)
 
     def __call__(
         self,
@@ -119,12 +127,12 @@ class _AsyncCallProxy:
         deadline: float | None = None,
         content_type: int | None = None,
     ) -> Any:
-        return self._pool._acall(function, value, deadline, content_type)
+        return _pool_of(self._pool)._acall(function, value, deadline, content_type)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("__"):
             raise AttributeError(name)
-        acall = self._pool._acall
+        ref = self._pool
 
         def bound(
             value: Any = payload.NOTHING,
@@ -132,7 +140,7 @@ class _AsyncCallProxy:
             deadline: float | None = None,
             content_type: int | None = None,
         ) -> Any:
-            return acall(name, value, deadline, content_type)
+            return _pool_of(ref)._acall(name, value, deadline, content_type)
 
         return bound
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 
 import pytest
@@ -76,3 +77,23 @@ def test_results_their_content_type_does_not_describe_are_argument_errors() -> N
                 await pool.acall.deep_json()  # raised in the task, not lost in the loop
 
         asyncio.run(main())
+
+
+def test_a_pool_nobody_holds_is_freed_at_once() -> None:
+    gc.disable()  # only reference counting may free it
+    try:
+        _pool_freed_by_refcount()
+    finally:
+        gc.enable()
+
+
+def _pool_freed_by_refcount() -> None:
+    before = knit.handle_count()
+    pool = knit.Pool(handlers={"hello": lambda n: f"Hello, {n}"})
+    hello = pool.call.hello
+    assert hello("x") == "Hello, x"
+    assert knit.handle_count() == before + 1
+    del pool  # no reference cycle: freed without waiting for the garbage collector
+    assert knit.handle_count() == before
+    with pytest.raises(knit.Shutdown):
+        hello("y")
