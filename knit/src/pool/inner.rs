@@ -310,10 +310,19 @@ pub(crate) type Hook<'h> = Option<(u64, &'h mut dyn FnMut(&[u8]))>;
 impl Inner {
     /// Drains `w` if no other thread is doing it; returns whether anything was read.
     pub(crate) fn pump(&self, w: &WorkerSlot) -> bool {
+        self.try_pump(w).unwrap_or(false)
+    }
+
+    /// Drains `w` unless another thread holds its lock: `None` then (that thread may or may
+    /// not drain: a waiter that saw `None` must not assume the ring was emptied), otherwise
+    /// whether anything was read.
+    pub(crate) fn try_pump(&self, w: &WorkerSlot) -> Option<bool> {
         match w.state.try_lock() {
-            Ok(mut st) => self.drain_locked(w, &mut st),
-            Err(std::sync::TryLockError::Poisoned(p)) => self.drain_locked(w, &mut p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => false,
+            Ok(mut st) => Some(self.drain_locked(w, &mut st)),
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                Some(self.drain_locked(w, &mut p.into_inner()))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => None,
         }
     }
 
