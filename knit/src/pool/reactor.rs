@@ -40,10 +40,11 @@ fn run(inner: &Inner) {
         // A worker whose lock another thread holds was not drained: a response already in its
         // ring would not move its tail again, so parking now could lose that outcome. Try
         // again instead (the holder keeps its lock only for a bounded step).
-        let contended = inner
-            .workers
-            .iter()
-            .fold(false, |any, w| inner.try_pump(w).is_none() || any);
+        // Every worker is pumped, so no short-circuit here.
+        let mut contended = false;
+        for w in &inner.workers {
+            contended |= inner.try_pump(w).is_none();
+        }
         if contended {
             std::thread::yield_now();
             continue;
