@@ -23,6 +23,8 @@ pub struct Machine {
     pub commit: String,
     /// `"release"` or `"debug"`.
     pub profile: String,
+    /// The benchmark's scheduling policy, real-time priority and nice value (`/proc/self/stat`).
+    pub scheduling: String,
 }
 
 impl Machine {
@@ -52,8 +54,34 @@ impl Machine {
                 "release"
             }
             .to_owned(),
+            scheduling: std::fs::read_to_string("/proc/self/stat")
+                .ok()
+                .and_then(|s| scheduling(&s))
+                .unwrap_or_else(|| "unknown".to_owned()),
         }
     }
+}
+
+/// The policy, real-time priority and nice value from the text of `/proc/<pid>/stat`
+/// (fields 19, 40 and 41, counted after the parenthesised command name).
+pub fn scheduling(stat: &str) -> Option<String> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts with field 3 (state).
+    let field = |n: usize| rest.split_whitespace().nth(n - 3);
+    let nice = field(19)?;
+    let rt_priority = field(40)?;
+    let policy = match field(41)? {
+        "0" => "SCHED_OTHER",
+        "1" => "SCHED_FIFO",
+        "2" => "SCHED_RR",
+        "3" => "SCHED_BATCH",
+        "5" => "SCHED_IDLE",
+        "6" => "SCHED_DEADLINE",
+        _ => "unknown policy",
+    };
+    Some(format!(
+        "{policy}, real-time priority {rt_priority}, nice {nice}"
+    ))
 }
 
 /// The three load averages of `/proc/loadavg`.
@@ -84,5 +112,21 @@ mod tests {
         assert!(m.uname.starts_with("Linux"), "{}", m.uname);
         assert_eq!(m.load_before.split(' ').count(), 3, "{}", m.load_before);
         assert!(m.date.ends_with('Z'), "{}", m.date);
+        assert!(m.scheduling.starts_with("SCHED_"), "{}", m.scheduling);
+    }
+
+    #[test]
+    fn reads_policy_priority_and_nice_from_a_stat_line() {
+        // pid (comm with ) inside) state ppid ... : fields 19 = 5, 40 = 10, 41 = 1.
+        let mut fields: Vec<String> = (3..=52).map(|i| format!("{i}")).collect();
+        fields[19 - 3] = "5".into();
+        fields[40 - 3] = "10".into();
+        fields[41 - 3] = "1".into();
+        let line = format!("42 (a) b) {}", fields.join(" "));
+        assert_eq!(
+            scheduling(&line).unwrap(),
+            "SCHED_FIFO, real-time priority 10, nice 5"
+        );
+        assert_eq!(scheduling("no parenthesis"), None);
     }
 }

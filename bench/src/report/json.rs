@@ -106,6 +106,7 @@ pub fn render(r: &Report) -> Value {
             "load_before": m.load_before,
             "load_after": m.load_after,
             "commit": m.commit,
+            "scheduling": m.scheduling,
         },
         "bars": bars,
         "round_trips": round_trips,

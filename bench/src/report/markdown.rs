@@ -44,6 +44,7 @@ fn conditions(out: &mut String, r: &Report) {
         "| load average (1, 5, 15 min) | before {}; after {} |",
         m.load_before, m.load_after
     );
+    let _ = writeln!(out, "| scheduling | {} |", m.scheduling);
     let _ = writeln!(out, "| commit | {} |", m.commit);
     let _ = writeln!(
         out,
