@@ -9,16 +9,19 @@ use crate::budget::Budget;
 use crate::machine::{load_average, Machine};
 use crate::peer::{PeerArgs, PEER_COMMAND};
 use crate::report::{bytes, Report};
-use crate::results::{Failure, RoundTripRow, StreamRow};
+use crate::results::{Failure, Label, Mode, RoundTripRow, StreamRow};
 use crate::rounds::median_rows;
-use crate::roundtrip::{self, PAYLOADS};
-use crate::stream::{self, BATCHES, MESSAGES};
+use crate::roundtrip::{self, RoundTripBench, PAYLOADS};
+use crate::sched;
+use crate::stream::{self, StreamBench, BATCHES, MESSAGES};
 use crate::suite::Suite;
 use crate::{error, Result};
 
 const USAGE: &str = "\
-usage: knit-bench [--quick] [--rounds N] [--out DIR] [--only ID[,ID...]] [--sizes N[,N...]] [--list]
+usage: knit-bench [--quick] [--realtime] [--rounds N] [--out DIR] [--only ID[,ID...]] [--sizes N[,N...]] [--list]
   --quick   a few milliseconds per case: checks that every case runs (CI); numbers mean little
+  --realtime  measure the spinning transports as SCHED_FIFO (root): other load cannot take a
+            core from a spinning pair; parked transports stay SCHED_OTHER
   --rounds  run the whole suite N times (default 1) and keep, per case, the round with the
             median p50 (round trips) or rate (streams): robust against a disturbed round
   --out     where report.md, results.json, latency.svg and throughput.svg go (default bench-out)
@@ -33,6 +36,8 @@ pub struct Options {
     pub quick: bool,
     /// Rounds of the whole suite.
     pub rounds: usize,
+    /// Spinning transports run as `SCHED_FIFO`.
+    pub realtime: bool,
     /// The output directory.
     pub out: PathBuf,
     /// Transport ids to run; empty for all.
@@ -49,6 +54,7 @@ impl Options {
         let mut o = Options {
             quick: false,
             rounds: 1,
+            realtime: false,
             out: PathBuf::from("bench-out"),
             only: Vec::new(),
             sizes: Vec::new(),
@@ -59,6 +65,7 @@ impl Options {
             match a.as_str() {
                 "--quick" => o.quick = true,
                 "--list" => o.list = true,
+                "--realtime" => o.realtime = true,
                 "--out" => {
                     o.out = it
                         .next()
@@ -186,6 +193,7 @@ pub fn run(suite: &Suite, options: &Options) -> Result<Report> {
         machine,
         budget,
         rounds: options.rounds,
+        realtime_spinning: options.realtime,
         timer_overhead_ns: roundtrip::timer_overhead_ns(),
         round_trips,
         streams,
@@ -207,48 +215,10 @@ fn run_round_trips(
     let mut rows = Vec::new();
     for bench in suite.round_trips() {
         let label = bench.label();
-        if !options.selected(label.id) {
-            continue;
-        }
-        let case = |p: Option<usize>| match p {
-            Some(p) => format!("{} round trip {}", label.id, bytes(p)),
-            None => format!("{} round trip", label.id),
-        };
-        let mut rt = match bench.connect() {
-            Ok(rt) => rt,
-            Err(e) => {
-                failures.push(failure(case(None), &e));
-                continue;
-            }
-        };
-        let mut broken = false;
-        for &payload in PAYLOADS.iter().filter(|&&p| options.payload_selected(p)) {
-            match roundtrip::measure(rt.as_mut(), label, payload, budget) {
-                Ok(row) => {
-                    eprintln!(
-                        "  {:<20} {:<8} {:>7}  p50 {:>9.2} µs  p99 {:>9.2} µs  p99.9 {:>9.2} µs  ({} calls)",
-                        label.id,
-                        label.mode.name(),
-                        bytes(payload),
-                        row.latency.p50_ns / 1e3,
-                        row.latency.p99_ns / 1e3,
-                        row.latency.p999_ns / 1e3,
-                        row.latency.samples
-                    );
-                    rows.push(row);
-                }
-                Err(e) => {
-                    failures.push(failure(case(Some(payload)), &e));
-                    broken = true;
-                    break;
-                }
-            }
-        }
-        // A broken connection is dropped (its peer killed); a healthy one must close cleanly.
-        if !broken {
-            if let Err(e) = rt.close() {
-                failures.push(failure(format!("{} close", case(None)), &e));
-            }
+        if options.selected(label.id) {
+            with_policy(options, label, failures, |failures| {
+                measure_round_trips(bench.as_ref(), label, options, budget, failures, &mut rows);
+            });
         }
     }
     rows
@@ -263,50 +233,126 @@ fn run_streams(
     let mut rows = Vec::new();
     for bench in suite.streams() {
         let label = bench.label();
-        if !options.selected(label.id) {
-            continue;
-        }
-        let mut st = match bench.connect() {
-            Ok(st) => st,
-            Err(e) => {
-                failures.push(failure(format!("{} stream", label.id), &e));
-                continue;
-            }
-        };
-        let mut broken = false;
-        'cases: for &m in &MESSAGES {
-            for &b in &BATCHES {
-                match stream::measure(st.as_mut(), label, m, b, budget) {
-                    Ok(row) => {
-                        eprintln!(
-                            "  {:<20} {:<8} {:>7} × {:<2}  {:>12.0} msg/s  {:>7.3} GB/s",
-                            label.id,
-                            label.mode.name(),
-                            bytes(m),
-                            b,
-                            row.messages_per_sec(),
-                            row.gb_per_sec()
-                        );
-                        rows.push(row);
-                    }
-                    Err(e) => {
-                        failures.push(failure(
-                            format!("{} stream {} × {b}", label.id, bytes(m)),
-                            &e,
-                        ));
-                        broken = true;
-                        break 'cases;
-                    }
-                }
-            }
-        }
-        if !broken {
-            if let Err(e) = st.close() {
-                failures.push(failure(format!("{} stream close", label.id), &e));
-            }
+        if options.selected(label.id) {
+            with_policy(options, label, failures, |failures| {
+                measure_streams(bench.as_ref(), label, budget, failures, &mut rows);
+            });
         }
     }
     rows
+}
+
+/// Runs `f` for one transport, as `SCHED_FIFO` when `--realtime` asks for it and the
+/// transport spins (see [`sched`]).
+fn with_policy(
+    options: &Options,
+    label: Label,
+    failures: &mut Vec<Failure>,
+    f: impl FnOnce(&mut Vec<Failure>),
+) {
+    let realtime = options.realtime && label.mode == Mode::Spinning;
+    if realtime {
+        if let Err(e) = sched::set_realtime(true) {
+            failures.push(failure(format!("{} realtime", label.id), &e));
+            return;
+        }
+    }
+    f(failures);
+    if realtime {
+        if let Err(e) = sched::set_realtime(false) {
+            failures.push(failure(format!("{} realtime", label.id), &e));
+        }
+    }
+}
+
+fn measure_round_trips(
+    bench: &dyn RoundTripBench,
+    label: Label,
+    options: &Options,
+    budget: &Budget,
+    failures: &mut Vec<Failure>,
+    rows: &mut Vec<RoundTripRow>,
+) {
+    let case = |p: Option<usize>| match p {
+        Some(p) => format!("{} round trip {}", label.id, bytes(p)),
+        None => format!("{} round trip", label.id),
+    };
+    let mut rt = match bench.connect() {
+        Ok(rt) => rt,
+        Err(e) => {
+            failures.push(failure(case(None), &e));
+            return;
+        }
+    };
+    for &payload in PAYLOADS.iter().filter(|&&p| options.payload_selected(p)) {
+        match roundtrip::measure(rt.as_mut(), label, payload, budget) {
+            Ok(row) => {
+                eprintln!(
+                    "  {:<20} {:<8} {:>7}  p50 {:>9.2} µs  p99 {:>9.2} µs  p99.9 {:>9.2} µs  ({} calls)",
+                    label.id,
+                    label.mode.name(),
+                    bytes(payload),
+                    row.latency.p50_ns / 1e3,
+                    row.latency.p99_ns / 1e3,
+                    row.latency.p999_ns / 1e3,
+                    row.latency.samples
+                );
+                rows.push(row);
+            }
+            Err(e) => {
+                // A broken connection is dropped (its peer killed), not closed.
+                failures.push(failure(case(Some(payload)), &e));
+                return;
+            }
+        }
+    }
+    if let Err(e) = rt.close() {
+        failures.push(failure(format!("{} close", case(None)), &e));
+    }
+}
+
+fn measure_streams(
+    bench: &dyn StreamBench,
+    label: Label,
+    budget: &Budget,
+    failures: &mut Vec<Failure>,
+    rows: &mut Vec<StreamRow>,
+) {
+    let mut st = match bench.connect() {
+        Ok(st) => st,
+        Err(e) => {
+            failures.push(failure(format!("{} stream", label.id), &e));
+            return;
+        }
+    };
+    for &m in &MESSAGES {
+        for &b in &BATCHES {
+            match stream::measure(st.as_mut(), label, m, b, budget) {
+                Ok(row) => {
+                    eprintln!(
+                        "  {:<20} {:<8} {:>7} × {:<2}  {:>12.0} msg/s  {:>7.3} GB/s",
+                        label.id,
+                        label.mode.name(),
+                        bytes(m),
+                        b,
+                        row.messages_per_sec(),
+                        row.gb_per_sec()
+                    );
+                    rows.push(row);
+                }
+                Err(e) => {
+                    failures.push(failure(
+                        format!("{} stream {} × {b}", label.id, bytes(m)),
+                        &e,
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+    if let Err(e) = st.close() {
+        failures.push(failure(format!("{} stream close", label.id), &e));
+    }
 }
 
 fn failure(case: String, e: &crate::Error) -> Failure {
@@ -331,7 +377,8 @@ mod tests {
             "--quick", "--out", "x", "--only", "a,b", "--only", "c",
         ]))
         .unwrap();
-        assert!(o.quick && !o.list);
+        assert!(o.quick && !o.list && !o.realtime);
+        assert!(Options::parse(&strings(&["--realtime"])).unwrap().realtime);
         assert_eq!(o.out, PathBuf::from("x"));
         assert_eq!(o.only, ["a", "b", "c"]);
         assert!(o.selected("b") && !o.selected("d"));

@@ -20,6 +20,7 @@ pub mod report;
 pub mod results;
 pub mod rounds;
 pub mod roundtrip;
+pub mod sched;
 pub mod shm;
 pub mod stats;
 pub mod stream;

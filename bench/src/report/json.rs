@@ -89,6 +89,7 @@ pub fn render(r: &Report) -> Value {
         "run": {
             "quick": r.budget.quick,
             "rounds": r.rounds,
+            "realtime_spinning": r.realtime_spinning,
             "profile": m.profile,
             "seconds": r.seconds,
             "warmup_ms": r.budget.warmup.as_millis(),

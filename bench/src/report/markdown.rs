@@ -44,7 +44,19 @@ fn conditions(out: &mut String, r: &Report) {
         "| load average (1, 5, 15 min) | before {}; after {} |",
         m.load_before, m.load_after
     );
-    let _ = writeln!(out, "| scheduling | {} |", m.scheduling);
+    let _ = writeln!(
+        out,
+        "| scheduling | {}{} |",
+        m.scheduling,
+        if r.realtime_spinning {
+            format!(
+                "; spinning transports measured as SCHED_FIFO priority {} (`--realtime`), parked ones as started",
+                crate::sched::PRIORITY
+            )
+        } else {
+            String::new()
+        }
+    );
     let _ = writeln!(out, "| commit | {} |", m.commit);
     let _ = writeln!(
         out,

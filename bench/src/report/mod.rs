@@ -22,6 +22,8 @@ pub struct Report {
     pub budget: Budget,
     /// Rounds of the whole suite; each row is the round with the median p50 or rate.
     pub rounds: usize,
+    /// Spinning transports were measured as `SCHED_FIFO` (`--realtime`).
+    pub realtime_spinning: bool,
     /// What timing one call costs by itself (two clock reads), in nanoseconds. It is included
     /// in every latency sample.
     pub timer_overhead_ns: f64,
@@ -232,6 +234,7 @@ pub(crate) mod tests {
             machine: Machine::default(),
             budget: Budget::quick(),
             rounds: 1,
+            realtime_spinning: false,
             timer_overhead_ns: 20.0,
             round_trips,
             streams,
