@@ -5,14 +5,14 @@ over libknit.
 
     knit conformance --agent "python3 bindings/python/knit_agent.py"
 
-What it can do (capabilities): serve as a worker of a region the runner created (`worker`),
-start itself as a worker process the way a host does (`spawn`), run its own host with thread
-or process workers (`pool`), validate region images through libknit's attach and typed arrays
-with the binding's own decoder (`validate.region`, `validate.typed_array`), and count its
-resources (`stats`). The reference host's region-level commands (`host_*`, `call`,
-`call_batch`), raw peers (`raw_*`), host-to-worker channels, and the validation of rings,
-participant entries and function tables have no counterpart in the C interface a binding
-uses: those commands answer `skipped`.
+What it can do (capabilities): serve as a worker of a region the runner created (`worker`;
+`channels`: a handler reading the host's channel), start itself as a worker process the way a
+host does (`spawn`), run its own host with thread or process workers (`pool`), validate
+region images through libknit's attach and typed arrays with the binding's own decoder
+(`validate.region`, `validate.typed_array`), and count its resources (`stats`). The reference
+host's region-level commands (`host_*`, `call`, `call_batch`), raw peers (`raw_*`), the
+agent-side channel commands, and the validation of rings, participant entries and function
+tables have no counterpart in the C interface a binding uses: those answer `skipped`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,15 @@ MASK = (1 << 64) - 1
 SERVE_FLAG = "--serve-from-env"
 FUNCTIONS_ENV = "KNIT_AGENT_FUNCTIONS"
 BEHAVIOURS = ("echo", "checksum", "fail", "sleep", "generate", "drain")
-CAPABILITIES = ["validate.region", "validate.typed_array", "worker", "spawn", "pool", "stats"]
+CAPABILITIES = [
+    "validate.region",
+    "validate.typed_array",
+    "worker",
+    "channels",
+    "spawn",
+    "pool",
+    "stats",
+]
 MAX_FRAME = 16 * 1024 * 1024
 # Commands of the reference host that act on a region directly (README §3.6, §3.7).
 REGION_CALLS = ("call", "call_batch")
@@ -118,7 +126,19 @@ def behaviour(spec: dict[str, Any]) -> Callable[[knit.Request], Any]:
         return payload(seed, length)
 
     def drain(req: knit.Request) -> Any:
-        raise knit.InvalidArgument("the C interface has no host-to-worker channels")
+        # Every message of the host's channel until its end, folded into the batch digest of
+        # README §3.6; a receive error (CHANNEL_ABORTED, PEER_DIED, ...) is the call's status.
+        rx = req.take_channel()
+        folded = bytearray()
+        i = 0
+        while True:
+            try:
+                message = rx.recv_response()
+            except knit.ChannelClosed:
+                break
+            folded += struct.pack("<Q", i) + struct.pack(">Q", fnv1a(message.data))
+            i += 1
+        return knit.Payload(digest(bytes(folded)).encode(), knit.UTF8)
 
     return {
         "echo": echo,

@@ -136,6 +136,7 @@ FREE_FN = CFUNCTYPE(None, c_void_p)
 COMPLETION_FN = CFUNCTYPE(None, c_void_p, POINTER(Outcome))
 BORROW_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
 FILL_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
+WRITE_FN = CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_size_t)
 
 _H = c_void_p  # every opaque handle
 _PH = POINTER(c_void_p)  # an out-parameter for a handle
@@ -169,16 +170,20 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "knit_reply_set": (_S, [_H, c_void_p, c_size_t, c_uint32]),
     "knit_reply_alloc": (_S, [_H, c_size_t, c_uint32, _PH]),
     "knit_reply_error": (_S, [_H, c_uint32, c_char_p]),
+    "knit_reply_write_in_place": (_S, [_H, c_size_t, c_uint32, WRITE_FN, c_void_p]),
     "knit_request_is_cancelled": (_S, [POINTER(Request), POINTER(c_bool)]),
     "knit_request_open_channel": (_S, [POINTER(Request), _PH]),
+    "knit_request_take_channel": (_S, [POINTER(Request), _PH]),
     "knit_handlers_new": (_S, [_PH]),
     "knit_handlers_add": (_S, [_H, c_char_p, HANDLER_FN, c_void_p, FREE_FN]),
     "knit_handlers_add_streaming": (_S, [_H, c_char_p, HANDLER_FN, c_void_p, FREE_FN]),
+    "knit_handlers_add_in_place": (_S, [_H, c_char_p, HANDLER_FN, c_void_p, FREE_FN]),
     "knit_handlers_free": (_S, [_H]),
     "knit_worker_from_env": (_S, [_PH]),
     "knit_worker_new": (_S, [c_char_p, c_uint32, _PH]),
     "knit_worker_handle": (_S, [_H, c_char_p, HANDLER_FN, c_void_p, FREE_FN]),
     "knit_worker_handle_streaming": (_S, [_H, c_char_p, HANDLER_FN, c_void_p, FREE_FN]),
+    "knit_worker_handle_in_place": (_S, [_H, c_char_p, HANDLER_FN, c_void_p, FREE_FN]),
     "knit_worker_add_handlers": (_S, [_H, _H]),
     "knit_worker_set_spin": (_S, [_H, c_uint32, c_uint32]),
     "knit_worker_run": (_S, [_H]),
@@ -208,6 +213,11 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "knit_sender_try_send": (_S, [_H, c_void_p, c_size_t]),
     "knit_sender_close": (_S, [_H]),
     "knit_sender_abort": (_S, [_H, c_uint32]),
+    "knit_sender_free": (_S, [_H]),
+    "knit_call_with_channel": (
+        _S,
+        [_H, c_char_p, c_void_p, c_size_t, c_uint32, c_uint64, _PH, _PH],
+    ),
     "knit_ticket_channel": (_S, [_H, _PH]),
     "knit_receiver_recv": (_S, [_H, _PH]),
     "knit_receiver_abort": (_S, [_H, c_uint32]),

@@ -1,10 +1,17 @@
-"""Channels (spec/06): a worker's handler streams messages to its caller.
+"""Channels (spec/06): ordered streams of messages between a host and the worker running
+one of its calls, in either direction.
 
-The writing end (:class:`Sender`) lives in the worker, inside the handler that opened it; the
-reading end (:class:`Receiver`) in the host, taken from the call (``Call.channel()``).
-Messages arrive in the order sent, each once (CHAN-3); a full channel makes ``send`` wait
-(backpressure, CHAN-6) and ``try_send`` raise :class:`knit.WouldBlock`; ``close`` ends the
-stream after the last message (CHAN-4); ``abort`` ends it at once with a code (CHAN-5).
+- Worker to host: a streaming handler opens the channel (``Request.open_channel()``, or a
+  generator handler); the host takes the reading end from the call (``Call.channel()``).
+- Host to worker: the host starts the call with a channel (``Pool.submit_with_channel``); the
+  handler takes the reading end (``Request.take_channel()``).
+
+Both directions use :class:`Sender` and :class:`Receiver`. Messages arrive in the order sent,
+each once (CHAN-3); a full channel makes ``send`` wait (backpressure, CHAN-6) and
+``try_send`` raise :class:`knit.WouldBlock`; ``close`` ends the stream after the last message
+(CHAN-4); ``abort`` ends it at once with a code (CHAN-5). A worker's ends belong to its
+handler call: they are closed (a sender aborted with CANCELLED, a receiver not read to its
+end aborted too) when the handler returns.
 """
 
 from __future__ import annotations
@@ -17,19 +24,22 @@ from typing import Any
 from . import payload
 from ._buffer import Exported
 from ._lib import lib
-from ._status import CANCELLED, CHANNEL_CLOSED, OK, check, fail
+from ._status import CANCELLED, OK, check, fail
 from .errors import ChannelClosed, KnitError
 from .response import Response, take_bytes
 
 
 class Sender:
-    """The writing end of a channel to the caller; valid only inside the handler that opened
-    it, on its thread. Closed (or aborted) when the handler returns."""
+    """The writing end of a channel. A worker's is valid only inside the handler that opened
+    it, on its thread, and is aborted when the handler returns unless closed. A host's may be
+    used from any thread (sends are serialised); dropping it without ``close`` aborts the
+    channel with CANCELLED, so a handler never takes a cut stream for a whole one."""
 
-    __slots__ = ("_h",)
+    __slots__ = ("_h", "_owned")
 
-    def __init__(self, handle: int) -> None:
+    def __init__(self, handle: int, owned: bool = False) -> None:
         self._h: int | None = handle
+        self._owned = owned  # a host's sender is freed by this object
 
     def _handle(self) -> int:
         if self._h is None:
@@ -80,6 +90,11 @@ class Sender:
         """The handler returned: the library already closed what was left open."""
         self._h = None
 
+    def __del__(self) -> None:
+        h, self._h = self._h, None
+        if h is not None and self._owned:
+            lib.knit_sender_free(h)
+
     def __enter__(self) -> Sender:
         return self
 
@@ -97,9 +112,10 @@ class Sender:
 
 
 class Receiver:
-    """The reading end of a channel in the host. Iterating it yields each message decoded by
-    its content type until the writer closes the channel; an abort or the worker's death
-    raises (:class:`knit.ChannelAborted`, :class:`knit.PeerDied`)."""
+    """The reading end of a channel. Iterating it yields each message decoded by its content
+    type until the writer closes the channel; an abort or the other side's death raises
+    (:class:`knit.ChannelAborted`, :class:`knit.PeerDied`; in a worker, :class:`knit.Cancelled`
+    when the host cancelled the call). A worker's is valid only inside its handler."""
 
     __slots__ = ("_h",)
 
@@ -157,6 +173,3 @@ class Receiver:
 
     def __del__(self) -> None:
         self.close()
-
-
-__all__ = ["CHANNEL_CLOSED", "Receiver", "Sender"]

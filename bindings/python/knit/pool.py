@@ -15,7 +15,7 @@ import asyncio
 import atexit
 import ctypes
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from ctypes import byref, c_void_p
 from types import TracebackType
 from typing import Any, TypeVar
@@ -35,7 +35,8 @@ from ._lib import (
 )
 from ._status import OK, check, fail
 from .call import Call, Stream
-from .errors import Shutdown
+from .channel import Sender
+from .errors import KnitError, Shutdown
 from .response import Response, take_bytes
 from .states import (
     ParticipantState,
@@ -462,6 +463,70 @@ class Pool:
         if status != OK:
             fail(status)
         return Call(ticket.value or 0)
+
+    def submit_with_channel(
+        self,
+        function: str,
+        value: Any = payload.NOTHING,
+        *,
+        deadline: float | None = None,
+        content_type: int | None = None,
+    ) -> tuple[Call, Sender]:
+        """Starts a call together with a channel from this host to the worker that runs it:
+        returns the :class:`Call` and the channel's :class:`Sender` (the handler reads it
+        with ``knit.current().take_channel()``). Send, ``close()`` the sender, then take the
+        result. A worker runs one call at a time: feed the channels of calls that may share a
+        worker in the order the calls were made."""
+        h = self._handle()
+        out = payload.encode(value, content_type)
+        data = out.contiguous()
+        ticket, sender = c_void_p(), c_void_p()
+        with Exported(data) as e:
+            status = lib.knit_call_with_channel(
+                h,
+                self._name(function),
+                e.address,
+                e.nbytes,
+                out.content_type,
+                _deadline_ns(deadline),
+                byref(ticket),
+                byref(sender),
+            )
+        if status != OK:
+            fail(status)
+        return Call(ticket.value or 0), Sender(sender.value or 0, owned=True)
+
+    def call_with_stream(
+        self,
+        function: str,
+        messages: Iterable[Any],
+        value: Any = payload.NOTHING,
+        *,
+        deadline: float | None = None,
+        content_type: int | None = None,
+    ) -> Any:
+        """Calls ``function`` with ``value`` and streams every item of ``messages`` to its
+        handler on a channel (waiting while the channel is full), then returns the result.
+        When ``messages`` raises, the channel is aborted and the exception goes on; when the
+        worker stops reading, the call's error (or the send's) is raised."""
+        call, tx = self.submit_with_channel(
+            function, value, deadline=deadline, content_type=content_type
+        )
+        with call:
+            try:
+                for message in messages:
+                    tx.send(message)
+                tx.close()
+            except KnitError as send_error:
+                try:
+                    call.result()
+                except KnitError as call_error:
+                    raise call_error from send_error
+                raise
+            except BaseException:
+                tx.abort()
+                raise
+            return call.result()
 
     def stream(
         self,

@@ -34,11 +34,12 @@ from ._lib import (
     SPIN_ITERATIONS,
     SPIN_LOWEST_LATENCY,
     SPIN_NONE,
+    WRITE_FN,
     lib,
     monotonic_ns,
 )
 from ._status import HANDLER_FAILED, OK, check
-from .channel import Sender
+from .channel import Receiver, Sender
 from .errors import InvalidArgument, KnitError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,6 +80,7 @@ class Request:
     __slots__ = (
         "_c",
         "_memory",
+        "_receivers",
         "_senders",
         "_streaming",
         "content_type",
@@ -106,6 +108,7 @@ class Request:
             else memoryview(b"")
         )
         self._senders: list[Sender] = []
+        self._receivers: list[Receiver] = []
         self._streaming = streaming
 
     def value(self) -> Any:
@@ -135,11 +138,23 @@ class Request:
         self._senders.append(s)
         return s
 
+    def take_channel(self) -> Receiver:
+        """The reading end of the channel the host opened for this call
+        (``Pool.submit_with_channel``); raises :class:`knit.ChannelClosed` when it opened
+        none (or it was taken already)."""
+        receiver = ctypes.c_void_p()
+        check(lib.knit_request_take_channel(self._c, ctypes.byref(receiver)))
+        r = Receiver(receiver.value or 0)
+        self._receivers.append(r)
+        return r
+
     def _end(self) -> bool:
         """Ends the request's life; False when a view of its payload outlived the handler
         (a slice, a numpy array made from it): that memory may be the ring, reused at once."""
         for s in self._senders:
             s._forget()
+        for r in self._receivers:
+            r.close()  # still inside the handler: a channel not read to its end is aborted
         escaped = False
         try:
             self.payload.release()
@@ -203,7 +218,7 @@ class _Handler:
                     raise TypeError(f"{self.name}() takes no argument but the call sent one")
             if self.generator or inspect.isgenerator(result):
                 result = _stream(request, result)
-            status = _reply(reply, result)
+            status = _reply(reply, result, not self.streaming)
         finally:
             _local.request = previous
             intact = request._end()
@@ -248,9 +263,47 @@ def _stream(request: Request, gen: Any) -> Any:
         raise
 
 
-def _reply(reply: int, result: Any) -> int:
-    """Puts ``result`` in the reply (one copy into the library's buffer)."""
+# Results at least this large are written straight into the response ring (a loan when they
+# fit one record), saving the copy into the reply's buffer; below it that copy costs less
+# than the write callback.
+IN_PLACE_THRESHOLD = 16 * 1024
+
+# What each in-place write copies: the header, and the address and length of the exported
+# elements (exported before the write starts, so that the write itself cannot fail).
+_writes: dict[int, tuple[bytes, int, int]] = {}
+
+
+def _write(user_data: int | None, buffer: int | None, capacity: int) -> int:
+    """Writes the result registered under ``user_data`` into ``buffer``."""
+    head, address, length = _writes.get(user_data or 0, (b"", 0, 0))
+    total = len(head) + length
+    if not buffer or capacity < total:
+        return 0  # cannot happen: the capacity asked for is the total
+    ctypes.memmove(buffer, head, len(head))
+    if length:
+        ctypes.memmove(buffer + len(head), address, length)
+    return total
+
+
+_WRITE = WRITE_FN(_write)
+
+
+def _reply(reply: int, result: Any, in_place: bool) -> int:
+    """Puts ``result`` in the reply: into the response ring itself when the handler was
+    registered in place and the result is large, else through the reply's buffer."""
     out = payload.encode(result)
+    if in_place and out.total >= IN_PLACE_THRESHOLD:
+        key = next(_keys)
+        with Exported(out.data) as e:
+            _writes[key] = (out.head, e.address, e.nbytes)
+            try:
+                status = lib.knit_reply_write_in_place(
+                    reply, out.total, out.content_type, _WRITE, key
+                )
+            finally:
+                del _writes[key]
+        check(status)
+        return OK
     if out.head:
         buf = ctypes.c_void_p()
         check(lib.knit_reply_alloc(reply, out.total, out.content_type, ctypes.byref(buf)))
@@ -333,7 +386,9 @@ class HandlerSet:
             for name, fn in functions.items():
                 handler = _as_handler(name, fn)
                 add = (
-                    lib.knit_handlers_add_streaming if handler.streaming else lib.knit_handlers_add
+                    lib.knit_handlers_add_streaming
+                    if handler.streaming
+                    else lib.knit_handlers_add_in_place
                 )
                 _register(add, self.handle or 0, handler)
         except BaseException:
@@ -429,7 +484,11 @@ class Worker:
         handle = w.value or 0
         try:
             for h in self._functions.values():
-                add = lib.knit_worker_handle_streaming if h.streaming else lib.knit_worker_handle
+                add = (
+                    lib.knit_worker_handle_streaming
+                    if h.streaming
+                    else lib.knit_worker_handle_in_place
+                )
                 _register(add, handle, h)
             check(lib.knit_worker_set_spin(handle, *self._spin))
             check(lib.knit_worker_run(handle))

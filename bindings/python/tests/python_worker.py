@@ -164,6 +164,46 @@ def try_send_until_full(req: knit.Request) -> int:
     return sent
 
 
+@knit.function
+def total(_: object = None) -> object:
+    """Sums the JSON numbers the host streams on its channel."""
+    return sum(knit.current().take_channel())
+
+
+@knit.function
+def first_two(_: object = None) -> list[int]:
+    """Reads two messages of the host's channel and returns their sizes (the rest of the
+    stream is aborted when the handler returns)."""
+    rx = knit.current().take_channel()
+    return [len(rx.recv()), len(rx.recv())]
+
+
+@knit.function
+def read_until_aborted(_: object = None) -> str:
+    count = 0
+    try:
+        for _message in knit.current().take_channel():
+            count += 1
+    except knit.ChannelAborted as e:
+        return f"aborted after {count}: {e.message}"
+    return f"closed after {count}"
+
+
+@knit.function
+def take_missing_channel(_: object = None) -> str:
+    try:
+        knit.current().take_channel()
+    except knit.ChannelClosed:
+        return "no channel"
+    return "a channel"
+
+
+@knit.function
+def array_shapes(_: object = None) -> list[list[int]]:
+    """The shapes of the typed arrays the host streams."""
+    return [list(a.shape) for a in knit.current().take_channel()]
+
+
 _kept: list[object] = []
 
 

@@ -9,6 +9,7 @@ import signal
 import struct
 
 import pytest
+from checks import pattern
 from conftest import PYTHON_WORKER
 
 import knit
@@ -66,6 +67,14 @@ def test_large_numpy_arrays_in_fragments(py_pool: knit.Pool) -> None:
     assert doubled.shape == a.shape and (doubled == a * 2).all()
     mid = np.arange(4096, dtype=np.int32)  # 16 KiB: written in place (loan)
     assert (py_pool.call.double(mid) == mid * 2).all()
+
+
+@pytest.mark.parametrize("size", [16_383, 16_384, 100_000, 200_000, 3 << 20])
+def test_large_results_written_in_place(py_pool: knit.Pool, size: int) -> None:
+    # From 16 KiB results go straight into the response ring (one record up to half of it,
+    # else a private buffer sent in fragments).
+    data = pattern(size, size)
+    assert py_pool.call.roundtrip(data) == data
 
 
 def test_an_exception_crosses_and_the_worker_keeps_serving(py_pool: knit.Pool) -> None:
