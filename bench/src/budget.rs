@@ -16,6 +16,21 @@ pub struct Budget {
     pub max_samples: usize,
     /// How long one stream case sends.
     pub stream: Duration,
+    /// How long the floor is measured right before each case of another transport (the
+    /// paired floor), so that a ratio compares two measurements taken moments apart.
+    pub paired_floor: Duration,
+}
+
+impl Budget {
+    /// The budget of a paired-floor slice: the same warm-up, a shorter measurement.
+    #[must_use]
+    pub fn paired(&self) -> Budget {
+        Budget {
+            measure: self.paired_floor,
+            stream: self.paired_floor,
+            ..*self
+        }
+    }
 }
 
 impl Budget {
@@ -28,6 +43,7 @@ impl Budget {
             measure: Duration::from_secs(1),
             max_samples: 2_000_000,
             stream: Duration::from_secs(1),
+            paired_floor: Duration::from_millis(200),
         }
     }
 
@@ -39,6 +55,7 @@ impl Budget {
             measure: Duration::from_millis(30),
             max_samples: 5_000,
             stream: Duration::from_millis(30),
+            paired_floor: Duration::from_millis(10),
         }
     }
 }

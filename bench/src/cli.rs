@@ -9,7 +9,7 @@ use crate::budget::Budget;
 use crate::machine::{load_average, Machine};
 use crate::peer::{PeerArgs, PEER_COMMAND};
 use crate::report::{bytes, Report};
-use crate::results::{Failure, Label, Mode, RoundTripRow, StreamRow};
+use crate::results::{Failure, Kind, Label, Mode, RoundTripRow, StreamRow};
 use crate::rounds::median_rows;
 use crate::roundtrip::{self, RoundTripBench, PAYLOADS};
 use crate::sched;
@@ -215,13 +215,64 @@ fn run_round_trips(
     let mut rows = Vec::new();
     for bench in suite.round_trips() {
         let label = bench.label();
-        if options.selected(label.id) {
-            with_policy(options, label, failures, |failures| {
-                measure_round_trips(bench.as_ref(), label, options, budget, failures, &mut rows);
-            });
+        if !options.selected(label.id) {
+            continue;
         }
+        // The floor is measured again right before each case of another transport.
+        let floor = suite
+            .round_trip_floor(label.mode)
+            .filter(|_| label.kind != Kind::Floor);
+        with_policy(options, label, failures, |failures| {
+            for &payload in PAYLOADS.iter().filter(|&&p| options.payload_selected(p)) {
+                let paired =
+                    floor.and_then(|f| match round_trip_case(f, payload, &budget.paired()) {
+                        Ok(row) => Some(row.latency.p50_ns),
+                        Err(e) => {
+                            let case = format!("{} paired floor {}", label.id, bytes(payload));
+                            failures.push(failure(case, &e));
+                            None
+                        }
+                    });
+                match round_trip_case(bench.as_ref(), payload, budget) {
+                    Ok(mut row) => {
+                        row.paired_floor_p50_ns = paired;
+                        eprintln!(
+                            "  {:<20} {:<8} {:>7}  p50 {:>9.2} µs  p99 {:>9.2} µs  p99.9 {:>9.2} µs  ({} calls){}",
+                            label.id,
+                            label.mode.name(),
+                            bytes(payload),
+                            row.latency.p50_ns / 1e3,
+                            row.latency.p99_ns / 1e3,
+                            row.latency.p999_ns / 1e3,
+                            row.latency.samples,
+                            paired.map_or_else(String::new, |f| format!("  paired floor {:.2} µs", f / 1e3)),
+                        );
+                        rows.push(row);
+                    }
+                    Err(e) => {
+                        let case = format!("{} round trip {}", label.id, bytes(payload));
+                        failures.push(failure(case, &e));
+                    }
+                }
+            }
+        });
     }
     rows
+}
+
+/// One round-trip case on a connection of its own: connect, measure, close. A fresh
+/// connection per case keeps an idle peer that busy-polls (iceoryx2's server, the raw floors)
+/// from competing with the paired floor measured before the case.
+fn round_trip_case(
+    bench: &dyn RoundTripBench,
+    payload: usize,
+    budget: &Budget,
+) -> crate::Result<RoundTripRow> {
+    let mut rt = bench.connect()?;
+    // A broken connection is dropped (its peer killed), not closed.
+    let row = roundtrip::measure(rt.as_mut(), bench.label(), payload, budget)?;
+    rt.close()?;
+    Ok(row)
 }
 
 fn run_streams(
@@ -233,13 +284,58 @@ fn run_streams(
     let mut rows = Vec::new();
     for bench in suite.streams() {
         let label = bench.label();
-        if options.selected(label.id) {
-            with_policy(options, label, failures, |failures| {
-                measure_streams(bench.as_ref(), label, budget, failures, &mut rows);
-            });
+        if !options.selected(label.id) {
+            continue;
         }
+        let floor = suite.stream_floor().filter(|_| label.kind != Kind::Floor);
+        with_policy(options, label, failures, |failures| {
+            for &m in &MESSAGES {
+                for &b in &BATCHES {
+                    let case = format!("{} stream {} × {b}", label.id, bytes(m));
+                    let paired = floor.and_then(|f| match stream_case(f, m, b, &budget.paired()) {
+                        Ok(row) => Some(row.messages_per_sec()),
+                        Err(e) => {
+                            failures.push(failure(format!("{case} paired floor"), &e));
+                            None
+                        }
+                    });
+                    match stream_case(bench.as_ref(), m, b, budget) {
+                        Ok(mut row) => {
+                            row.paired_floor_rate = paired;
+                            eprintln!(
+                                "  {:<20} {:<8} {:>7} × {:<2}  {:>12.0} msg/s  {:>7.3} GB/s{}",
+                                label.id,
+                                label.mode.name(),
+                                bytes(m),
+                                b,
+                                row.messages_per_sec(),
+                                row.gb_per_sec(),
+                                paired.map_or_else(String::new, |f| format!(
+                                    "  paired floor {f:.0} msg/s"
+                                )),
+                            );
+                            rows.push(row);
+                        }
+                        Err(e) => failures.push(failure(case, &e)),
+                    }
+                }
+            }
+        });
     }
     rows
+}
+
+/// One stream case on a connection of its own (see [`round_trip_case`]).
+fn stream_case(
+    bench: &dyn StreamBench,
+    message: usize,
+    batch: usize,
+    budget: &Budget,
+) -> crate::Result<StreamRow> {
+    let mut st = bench.connect()?;
+    let row = stream::measure(st.as_mut(), bench.label(), message, batch, budget)?;
+    st.close()?;
+    Ok(row)
 }
 
 /// Runs `f` for one transport, as `SCHED_FIFO` when `--realtime` asks for it and the
@@ -262,96 +358,6 @@ fn with_policy(
         if let Err(e) = sched::set_realtime(false) {
             failures.push(failure(format!("{} realtime", label.id), &e));
         }
-    }
-}
-
-fn measure_round_trips(
-    bench: &dyn RoundTripBench,
-    label: Label,
-    options: &Options,
-    budget: &Budget,
-    failures: &mut Vec<Failure>,
-    rows: &mut Vec<RoundTripRow>,
-) {
-    let case = |p: Option<usize>| match p {
-        Some(p) => format!("{} round trip {}", label.id, bytes(p)),
-        None => format!("{} round trip", label.id),
-    };
-    let mut rt = match bench.connect() {
-        Ok(rt) => rt,
-        Err(e) => {
-            failures.push(failure(case(None), &e));
-            return;
-        }
-    };
-    for &payload in PAYLOADS.iter().filter(|&&p| options.payload_selected(p)) {
-        match roundtrip::measure(rt.as_mut(), label, payload, budget) {
-            Ok(row) => {
-                eprintln!(
-                    "  {:<20} {:<8} {:>7}  p50 {:>9.2} µs  p99 {:>9.2} µs  p99.9 {:>9.2} µs  ({} calls)",
-                    label.id,
-                    label.mode.name(),
-                    bytes(payload),
-                    row.latency.p50_ns / 1e3,
-                    row.latency.p99_ns / 1e3,
-                    row.latency.p999_ns / 1e3,
-                    row.latency.samples
-                );
-                rows.push(row);
-            }
-            Err(e) => {
-                // A broken connection is dropped (its peer killed), not closed.
-                failures.push(failure(case(Some(payload)), &e));
-                return;
-            }
-        }
-    }
-    if let Err(e) = rt.close() {
-        failures.push(failure(format!("{} close", case(None)), &e));
-    }
-}
-
-fn measure_streams(
-    bench: &dyn StreamBench,
-    label: Label,
-    budget: &Budget,
-    failures: &mut Vec<Failure>,
-    rows: &mut Vec<StreamRow>,
-) {
-    let mut st = match bench.connect() {
-        Ok(st) => st,
-        Err(e) => {
-            failures.push(failure(format!("{} stream", label.id), &e));
-            return;
-        }
-    };
-    for &m in &MESSAGES {
-        for &b in &BATCHES {
-            match stream::measure(st.as_mut(), label, m, b, budget) {
-                Ok(row) => {
-                    eprintln!(
-                        "  {:<20} {:<8} {:>7} × {:<2}  {:>12.0} msg/s  {:>7.3} GB/s",
-                        label.id,
-                        label.mode.name(),
-                        bytes(m),
-                        b,
-                        row.messages_per_sec(),
-                        row.gb_per_sec()
-                    );
-                    rows.push(row);
-                }
-                Err(e) => {
-                    failures.push(failure(
-                        format!("{} stream {} × {b}", label.id, bytes(m)),
-                        &e,
-                    ));
-                    return;
-                }
-            }
-        }
-    }
-    if let Err(e) = st.close() {
-        failures.push(failure(format!("{} stream close", label.id), &e));
     }
 }
 

@@ -56,6 +56,9 @@ pub struct RoundTripRow {
     pub latency: Latency,
     /// Calls per second over the measured interval (back-to-back, one outstanding).
     pub calls_per_sec: f64,
+    /// p50 of the floor of the same mode and payload, measured right before this case (None
+    /// for the floors themselves and when no floor ran).
+    pub paired_floor_p50_ns: Option<f64>,
 }
 
 /// One stream case: message size, batching and rate.
@@ -71,6 +74,8 @@ pub struct StreamRow {
     pub messages: u64,
     /// Seconds from the first send to the peer's report of the last receive.
     pub seconds: f64,
+    /// Messages per second of the stream floor for the same case, measured right before it.
+    pub paired_floor_rate: Option<f64>,
 }
 
 impl StreamRow {

@@ -82,6 +82,7 @@ pub fn measure(
         payload,
         latency,
         calls_per_sec: per_sec(count, elapsed),
+        paired_floor_p50_ns: None,
     })
 }
 

@@ -62,6 +62,7 @@ pub fn measure(
         batch,
         messages: count.received,
         seconds: count.elapsed.as_secs_f64(),
+        paired_floor_rate: None,
     })
 }
 

@@ -4,6 +4,7 @@
 //! [`Suite::add_role`].
 
 use crate::peer::PeerArgs;
+use crate::results::{Kind, Mode};
 use crate::roundtrip::RoundTripBench;
 use crate::stream::StreamBench;
 use crate::transports::{knit_call, knit_channel, pipe, shm_echo, shm_ring, unix_socket};
@@ -86,6 +87,22 @@ impl Suite {
         &self.streams
     }
 
+    /// The round-trip floor of `mode`, if the suite has one.
+    pub fn round_trip_floor(&self, mode: Mode) -> Option<&dyn RoundTripBench> {
+        self.round_trips
+            .iter()
+            .map(AsRef::as_ref)
+            .find(|b| b.label().kind == Kind::Floor && b.label().mode == mode)
+    }
+
+    /// The stream floor, if the suite has one.
+    pub fn stream_floor(&self) -> Option<&dyn StreamBench> {
+        self.streams
+            .iter()
+            .map(AsRef::as_ref)
+            .find(|b| b.label().kind == Kind::Floor)
+    }
+
     /// Runs the peer role `args` names.
     pub fn serve_peer(&self, args: &PeerArgs) -> Result<()> {
         let role = self
@@ -113,6 +130,22 @@ mod tests {
             suite.streams().first().map(|b| b.label().id),
             Some("shm-ring")
         );
+    }
+
+    #[test]
+    fn finds_the_floor_of_each_mode() {
+        let suite = Suite::builtin();
+        let id = |b: Option<&dyn RoundTripBench>| b.map(|b| b.label().id);
+        assert_eq!(
+            id(suite.round_trip_floor(Mode::Spinning)),
+            Some("floor-spin")
+        );
+        assert_eq!(
+            id(suite.round_trip_floor(Mode::Parked)),
+            Some("floor-futex")
+        );
+        assert_eq!(suite.stream_floor().map(|b| b.label().id), Some("shm-ring"));
+        assert!(Suite::new().round_trip_floor(Mode::Spinning).is_none());
     }
 
     #[test]

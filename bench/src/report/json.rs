@@ -29,13 +29,7 @@ pub fn render(r: &Report) -> Value {
         .round_trips
         .iter()
         .map(|row| {
-            let p50 = Some(row.latency.p50_ns);
-            let floor = r
-                .round_trip_floor(row.label.mode, row.payload)
-                .map(|f| f.latency.p50_ns);
-            let knit = r
-                .round_trip_knit(row.label.mode, row.payload)
-                .map(|k| k.latency.p50_ns);
+            let knit = r.round_trip_knit(row.label.mode, row.payload);
             json!({
                 "transport": label(row.label),
                 "payload_bytes": row.payload,
@@ -47,8 +41,9 @@ pub fn render(r: &Report) -> Value {
                 "min_ns": row.latency.min_ns,
                 "max_ns": row.latency.max_ns,
                 "calls_per_sec": row.calls_per_sec,
-                "p50_over_floor": ratio(p50, floor),
-                "p50_over_knit": ratio(p50, knit),
+                "paired_floor_p50_ns": row.paired_floor_p50_ns,
+                "p50_over_floor": r.over_floor(row),
+                "p50_over_knit": knit.and_then(|k| r.over(row, k)),
             })
         })
         .collect();
@@ -56,9 +51,11 @@ pub fn render(r: &Report) -> Value {
         .streams
         .iter()
         .map(|row| {
-            let floor = r
-                .stream_floor(row.message, row.batch)
-                .map(crate::results::StreamRow::messages_per_sec);
+            let floor = if row.label.kind == Kind::Floor {
+                Some(row.messages_per_sec())
+            } else {
+                r.stream_floor_rate_for(row)
+            };
             json!({
                 "transport": label(row.label),
                 "message_bytes": row.message,
@@ -67,6 +64,7 @@ pub fn render(r: &Report) -> Value {
                 "seconds": row.seconds,
                 "messages_per_sec": row.messages_per_sec(),
                 "gb_per_sec": row.gb_per_sec(),
+                "paired_floor_messages_per_sec": row.paired_floor_rate,
                 "rate_over_floor": ratio(Some(row.messages_per_sec()), floor),
             })
         })

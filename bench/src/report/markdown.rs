@@ -148,8 +148,12 @@ fn round_trips(out: &mut String, r: &Report) {
     let _ = writeln!(out, "## Round trips\n");
     let _ = writeln!(
         out,
-        "Latency in µs. `× floor`: p50 over the floor's p50 of the same mode (spinning: raw \
-         ping-pong; parked: raw futex ping-pong). `× Knit`: p50 over Knit's p50 of the same mode \
+        "Latency in µs. Right before each case of a transport, the floor of the same mode \
+         (spinning: raw ping-pong; parked: raw futex ping-pong) is measured again for a short \
+         slice at the same payload: the *paired floor*. On a virtual machine the speed of \
+         core-to-core traffic changes over time (the vCPUs move), so a ratio is only fair \
+         between measurements taken moments apart. `× floor`: p50 over the paired floor's p50. \
+         `× Knit`: p50 over Knit's p50 of the same mode, both normalised by their paired floors \
          (above 1: Knit is faster). MB/s counts the payload one way.\n"
     );
     for &payload in &PAYLOADS {
@@ -164,17 +168,11 @@ fn round_trips(out: &mut String, r: &Report) {
         let _ = writeln!(out, "### {}\n", bytes(payload));
         let _ = writeln!(
             out,
-            "| transport | mode | p50 | p99 | p99.9 | calls/s | MB/s | × floor | × Knit |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|"
+            "| transport | mode | p50 | p99 | p99.9 | calls/s | MB/s | paired floor p50 | × floor | × Knit |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for row in rows {
-            let p50 = Some(row.latency.p50_ns);
-            let floor = r
-                .round_trip_floor(row.label.mode, payload)
-                .map(|f| f.latency.p50_ns);
-            let knit = r
-                .round_trip_knit(row.label.mode, payload)
-                .map(|k| k.latency.p50_ns);
+            let knit = r.round_trip_knit(row.label.mode, payload);
             let name = if row.label.kind == Kind::Knit {
                 format!("**{}**", row.label.title)
             } else {
@@ -182,15 +180,17 @@ fn round_trips(out: &mut String, r: &Report) {
             };
             let _ = writeln!(
                 out,
-                "| {name} | {} | {} | {} | {} | {} | {:.0} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
                 row.label.mode.name(),
                 micros(row.latency.p50_ns),
                 micros(row.latency.p99_ns),
                 micros(row.latency.p999_ns),
                 rate(row.calls_per_sec),
                 row.calls_per_sec * to_f64(payload) / 1e6,
-                times(ratio(p50, floor)),
-                times(ratio(p50, knit)),
+                row.paired_floor_p50_ns
+                    .map_or_else(|| "–".to_owned(), micros),
+                times(r.over_floor(row)),
+                times(knit.and_then(|k| r.over(row, k))),
             );
         }
         out.push('\n');
@@ -217,7 +217,9 @@ fn speedups(out: &mut String, r: &Report) {
     );
     let _ = writeln!(
         out,
-        "Each row against Knit in both modes: `spinning / parked`. Above 1: Knit is faster.\n"
+        "Each row against Knit in both modes: `spinning / parked`. Above 1: Knit is faster. \
+         Between two rows of the same mode, each p50 is first divided by its paired floor (see \
+         above), so that a change of the machine's speed between the two cases cancels out.\n"
     );
     let mut header = String::from("| transport | mode |");
     let mut rule = String::from("|---|---|");
@@ -229,16 +231,16 @@ fn speedups(out: &mut String, r: &Report) {
     for (id, title, mode) in peers {
         let mut line = format!("| {title} | {} |", mode.name());
         for &p in &PAYLOADS {
-            let theirs = r.round_trip(id, p).map(|x| x.latency.p50_ns);
-            let spin = r
-                .round_trip_knit(Mode::Spinning, p)
-                .map(|x| x.latency.p50_ns);
-            let park = r.round_trip_knit(Mode::Parked, p).map(|x| x.latency.p50_ns);
+            let theirs = r.round_trip(id, p);
+            let against = |mode| {
+                let knit = r.round_trip_knit(mode, p)?;
+                r.over(theirs?, knit)
+            };
             let _ = write!(
                 line,
                 " {} / {} |",
-                times(ratio(theirs, spin)),
-                times(ratio(theirs, park))
+                times(against(Mode::Spinning)),
+                times(against(Mode::Parked))
             );
         }
         let _ = writeln!(out, "{line}");
@@ -254,8 +256,9 @@ fn streams(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
         "Messages sent back to back for the case's time; batch 1 publishes each message, batch \
-         {} publishes {} at once. `% floor`: rate over the raw shared-memory ring's. `Knit ÷`: \
-         Knit's rate (same mode) over this one's.\n",
+         {} publishes {} at once. `% floor`: rate over the rate of the raw shared-memory ring \
+         measured for the same case right before it (paired floor). `Knit ÷`: Knit's rate (same \
+         mode) over this one's.\n",
         BATCHES[1], BATCHES[1]
     );
     let _ = writeln!(
@@ -267,9 +270,11 @@ fn streams(out: &mut String, r: &Report) {
         for &b in &BATCHES {
             for row in r.streams.iter().filter(|x| x.message == m && x.batch == b) {
                 let rate_now = Some(row.messages_per_sec());
-                let floor = r
-                    .stream_floor(m, b)
-                    .map(crate::results::StreamRow::messages_per_sec);
+                let floor = if row.label.kind == Kind::Floor {
+                    rate_now
+                } else {
+                    r.stream_floor_rate_for(row)
+                };
                 let knit = r
                     .stream_knit(row.label.mode, m, b)
                     .map(crate::results::StreamRow::messages_per_sec);
@@ -320,14 +325,24 @@ mod tests {
         assert!(md.contains("| task call 64 B, spinning, within 1.5× of the raw cache-line ping-pong | 1.40× | ≤ 1.50× | met |"), "{md}");
         assert!(md.contains("not measured"));
         assert!(md.contains("### 1 MiB"));
-        // The socket row at 0 B: 9000 / floor-futex 5000 = 1.80×, / Knit parked 5400 = 1.67×.
+        // The socket row at 0 B: no paired floor in the sample, so against the floor row:
+        // 9000 / floor-futex 5000 = 1.80×, / Knit parked 5400 = 1.67×.
         assert!(
             md.contains(
-                "| unix-socket | parked | 9.00 | 18.0 | 36.0 | 111.1 k | 0 | 1.80× | 1.67× |"
+                "| unix-socket | parked | 9.00 | 18.0 | 36.0 | 111.1 k | 0 | – | 1.80× | 1.67× |"
             ),
             "{md}"
         );
         assert!(md.contains("## Streams"));
+        // With a paired floor, the row shows it and is compared with it.
+        let mut r = sample();
+        for row in &mut r.round_trips {
+            if row.label.id == "unix-socket" && row.payload == 0 {
+                row.paired_floor_p50_ns = Some(3000.0);
+            }
+        }
+        let md = render(&r);
+        assert!(md.contains("| 111.1 k | 0 | 3.00 | 3.00× |"), "{md}");
         assert!(md.contains("- `x`: boom"));
     }
 

@@ -85,6 +85,45 @@ impl Report {
         })
     }
 
+    /// The floor p50 that `row` is compared with: its paired floor (measured right before it),
+    /// else the floor row of its mode and payload.
+    pub fn floor_p50_for(&self, row: &RoundTripRow) -> Option<f64> {
+        row.paired_floor_p50_ns.or_else(|| {
+            self.round_trip_floor(row.label.mode, row.payload)
+                .map(|f| f.latency.p50_ns)
+        })
+    }
+
+    /// `row`'s p50 over its floor's ([`Report::floor_p50_for`]); 1 for a floor row.
+    pub fn over_floor(&self, row: &RoundTripRow) -> Option<f64> {
+        if row.label.kind == Kind::Floor {
+            return Some(1.0);
+        }
+        ratio(Some(row.latency.p50_ns), self.floor_p50_for(row))
+    }
+
+    /// How many times slower `row` is than `knit` (p50 over p50). When both have a paired
+    /// floor of the same mode, each p50 is first divided by its own paired floor, so that a
+    /// change of the machine's speed between the two measurements (on this VM the vCPUs'
+    /// placement changes over time) cancels out.
+    pub fn over(&self, row: &RoundTripRow, knit: &RoundTripRow) -> Option<f64> {
+        match (row.paired_floor_p50_ns, knit.paired_floor_p50_ns) {
+            (Some(_), Some(_)) if row.label.mode == knit.label.mode => {
+                ratio(self.over_floor(row), self.over_floor(knit))
+            }
+            _ => ratio(Some(row.latency.p50_ns), Some(knit.latency.p50_ns)),
+        }
+    }
+
+    /// The floor rate that a stream row is compared with: its paired floor, else the floor
+    /// row of the same case.
+    pub fn stream_floor_rate_for(&self, row: &StreamRow) -> Option<f64> {
+        row.paired_floor_rate.or_else(|| {
+            self.stream_floor(row.message, row.batch)
+                .map(StreamRow::messages_per_sec)
+        })
+    }
+
     /// Writes the Markdown, JSON and SVG files into `dir` (created if needed).
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
@@ -155,6 +194,7 @@ pub(crate) mod tests {
             payload,
             latency: latency(p50),
             calls_per_sec: 1e9 / p50,
+            paired_floor_p50_ns: None,
         }
     }
 
@@ -177,6 +217,7 @@ pub(crate) mod tests {
             batch,
             messages: 1_000_000,
             seconds: 1e6 / rate,
+            paired_floor_rate: None,
         }
     }
 
@@ -264,6 +305,27 @@ pub(crate) mod tests {
         assert!(r.round_trip("unix-socket", 3).is_none());
         assert_eq!(r.stream_floor(64, 32).unwrap().label.id, "shm-ring");
         assert!(r.stream_knit(Mode::Spinning, 64, 1).is_none());
+    }
+
+    #[test]
+    fn paired_floors_take_precedence_and_normalise_comparisons() {
+        let mut r = sample();
+        let knit = r.round_trip_knit(Mode::Spinning, 64).unwrap().clone();
+        // Without paired floors: against the floor row (200·1.064), 1.4.
+        assert!((r.over_floor(&knit).unwrap() - 1.4).abs() < 1e-9);
+        let mut knit_paired = knit.clone();
+        knit_paired.paired_floor_p50_ns = Some(knit.latency.p50_ns / 2.0);
+        assert!((r.over_floor(&knit_paired).unwrap() - 2.0).abs() < 1e-9);
+        // A peer measured when the machine was twice as slow, with its own paired floor.
+        let mut peer = knit_paired.clone();
+        peer.label.kind = Kind::Peer;
+        peer.latency.p50_ns = knit.latency.p50_ns * 6.0;
+        peer.paired_floor_p50_ns = Some(knit.latency.p50_ns);
+        // Raw: 6×; normalised: (6 / 1) / (1 / 0.5) = 3×.
+        assert!((r.over(&peer, &knit_paired).unwrap() - 3.0).abs() < 1e-9);
+        assert!((r.over(&peer, &knit).unwrap() - 6.0).abs() < 1e-9);
+        r.round_trips.clear();
+        assert_eq!(r.over_floor(&knit), None);
     }
 
     #[test]
