@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _lib
-from ._buffer import Exported
 from .errors import InvalidArgument
 
 BYTES = 0
@@ -253,15 +252,18 @@ def _is_byte_view(m: memoryview) -> bool:
     return m.format in ("B", "b", "c", "@B", "@b", "@c") and m.ndim == 1
 
 
-@dataclass(frozen=True)
 class Outgoing:
     """An encoded payload: ``data`` (bytes, or an object of the buffer protocol, C-contiguous)
-    is sent as it is after ``head`` (the typed-array header, or empty)."""
+    is sent as it is after ``head`` (the typed-array header, or empty). A plain class: one is
+    made per call."""
 
-    content_type: int
-    data: Any
-    nbytes: int
-    head: bytes = b""
+    __slots__ = ("content_type", "data", "head", "nbytes")
+
+    def __init__(self, content_type: int, data: Any, nbytes: int, head: bytes = b"") -> None:
+        self.content_type = content_type
+        self.data = data
+        self.nbytes = nbytes
+        self.head = head
 
     @property
     def total(self) -> int:
@@ -275,12 +277,7 @@ class Outgoing:
         out = bytearray(self.total)
         out[: len(self.head)] = self.head
         if self.nbytes:
-            with Exported(self.data) as e:
-                import ctypes
-
-                dst = (ctypes.c_char * self.total).from_buffer(out)
-                ctypes.memmove(ctypes.addressof(dst) + len(self.head), e.address, self.nbytes)
-                del dst
+            out[len(self.head) :] = memoryview(self.data).cast("B")
         return out
 
 

@@ -295,39 +295,48 @@ class Pool:
     def _call(
         self, function: str, value: Any, deadline: float | None, content_type: int | None
     ) -> Any:
-        h = self._handle()
-        name = self._name(function)
-        out = payload.encode(value, content_type)
+        h = self._h
+        if h is None:
+            raise Shutdown("the pool is closed")
+        name = self._names.get(function) or self._name(function)
         response = c_void_p()
-        if out.head and deadline is None and LOAN_THRESHOLD <= out.total <= self._loan_limit:
-            status = self._call_loan(h, name, out, response)
+        # The hot path: bytes and str go to the library as they are.
+        kind = type(value)
+        if content_type is None and (kind is bytes or kind is str):
+            data = value if kind is bytes else value.encode("utf-8")
+            ct = payload.BYTES if kind is bytes else payload.UTF8
+            status = lib.knit_call(
+                h, name, data, len(data), ct, _deadline_ns(deadline), byref(response)
+            )
         else:
-            data = out.contiguous()
-            if isinstance(data, bytes):
-                status = lib.knit_call(
-                    h,
-                    name,
-                    data,
-                    len(data),
-                    out.content_type,
-                    _deadline_ns(deadline),
-                    byref(response),
-                )
-            else:
-                with Exported(data) as e:
-                    status = lib.knit_call(
-                        h,
-                        name,
-                        e.address,
-                        e.nbytes,
-                        out.content_type,
-                        _deadline_ns(deadline),
-                        byref(response),
-                    )
+            status = self._call_encoded(h, name, value, deadline, content_type, response)
         if status != OK:
             fail(status)
         data_, ct = take_bytes(response.value or 0)
         return payload.decode(data_, ct)
+
+    def _call_encoded(
+        self,
+        h: int,
+        name: bytes,
+        value: Any,
+        deadline: float | None,
+        content_type: int | None,
+        response: c_void_p,
+    ) -> int:
+        out = payload.encode(value, content_type)
+        if out.head and deadline is None and LOAN_THRESHOLD <= out.total <= self._loan_limit:
+            return self._call_loan(h, name, out, response)
+        data = out.contiguous()
+        dl = _deadline_ns(deadline)
+        if isinstance(data, bytes):
+            return int(
+                lib.knit_call(h, name, data, len(data), out.content_type, dl, byref(response))
+            )
+        with Exported(data) as e:
+            return int(
+                lib.knit_call(h, name, e.address, e.nbytes, out.content_type, dl, byref(response))
+            )
 
     def _call_loan(self, h: int, name: bytes, out: payload.Outgoing, response: c_void_p) -> int:
         key = next(tr.keys)

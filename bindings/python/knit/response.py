@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import threading
 from ctypes import byref, c_size_t, c_uint32, c_void_p
 from types import TracebackType
 from typing import Any
@@ -26,11 +27,23 @@ class _Owned:
             lib.knit_response_free(h)
 
 
+class _OutParams(threading.local):
+    """The output parameters of knit_response_get, made once per thread (a call's hot path
+    would otherwise allocate six ctypes objects)."""
+
+    def __init__(self) -> None:
+        self.data, self.length, self.ct = c_void_p(), c_size_t(), c_uint32()
+        self.refs = (byref(self.data), byref(self.length), byref(self.ct))
+
+
+_out = _OutParams()
+
+
 def read_handle(handle: int) -> tuple[int, int, int]:
     """The address, length and content type of a response handle's bytes."""
-    data, length, ct = c_void_p(), c_size_t(), c_uint32()
-    lib.knit_response_get(handle, byref(data), byref(length), byref(ct))
-    return data.value or 0, length.value, ct.value
+    o = _out
+    lib.knit_response_get(handle, *o.refs)
+    return o.data.value or 0, o.length.value, o.ct.value
 
 
 def take_bytes(handle: int) -> tuple[bytes, int]:
