@@ -178,15 +178,23 @@ pub fn run(suite: &Suite, options: &Options) -> Result<Report> {
         rt_rounds.push(run_round_trips(suite, options, &budget, &mut failures));
         st_rounds.push(run_streams(suite, options, &budget, &mut failures));
     }
+    // Per case, the round with the median ratio to its paired floor (the median p50 or rate
+    // for the floors themselves, which have none).
     let round_trips = median_rows(
         &rt_rounds,
         |r| (r.label.id, r.payload),
-        |r| r.latency.p50_ns,
+        |r| {
+            r.paired_floor_p50_ns
+                .map_or(r.latency.p50_ns, |f| r.latency.p50_ns / f)
+        },
     );
     let streams = median_rows(
         &st_rounds,
         |r| (r.label.id, r.message, r.batch),
-        StreamRow::messages_per_sec,
+        |r| {
+            r.paired_floor_rate
+                .map_or(r.messages_per_sec(), |f| r.messages_per_sec() / f)
+        },
     );
     machine.load_after = load_average();
     let report = Report {
@@ -197,6 +205,7 @@ pub fn run(suite: &Suite, options: &Options) -> Result<Report> {
         timer_overhead_ns: roundtrip::timer_overhead_ns(),
         round_trips,
         streams,
+        round_trip_rounds: rt_rounds,
         failures,
         seconds: started.elapsed().as_secs_f64(),
     };

@@ -82,6 +82,7 @@ pub fn render(r: &Report) -> Value {
             })
         })
         .collect();
+    let rounds = rounds(r);
     json!({
         "schema": SCHEMA,
         "run": {
@@ -109,9 +110,31 @@ pub fn render(r: &Report) -> Value {
         },
         "bars": bars,
         "round_trips": round_trips,
+        "round_trip_rounds": rounds,
         "streams": streams,
         "failures": r.failures.iter().map(|f| json!({ "case": f.case, "error": f.error })).collect::<Vec<_>>(),
     })
+}
+
+/// Every round's round-trip rows, compact.
+fn rounds(r: &Report) -> Vec<Value> {
+    r.round_trip_rounds
+        .iter()
+        .map(|round| {
+            round
+                .iter()
+                .map(|row| {
+                    json!({
+                        "id": row.label.id,
+                        "payload_bytes": row.payload,
+                        "p50_ns": row.latency.p50_ns,
+                        "paired_floor_p50_ns": row.paired_floor_p50_ns,
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -135,5 +158,7 @@ mod tests {
         assert_eq!(v["bars"][1]["met"], Value::Null);
         assert_eq!(v["streams"].as_array().unwrap().len(), 8);
         assert_eq!(v["failures"][0]["error"], "boom");
+        assert_eq!(v["round_trip_rounds"].as_array().unwrap().len(), 2);
+        assert_eq!(v["round_trip_rounds"][1][0]["id"], "floor-spin");
     }
 }

@@ -15,6 +15,7 @@ pub fn render(report: &Report) -> String {
     conditions(&mut out, report);
     bar_table(&mut out, &bars::evaluate(report));
     round_trips(&mut out, report);
+    per_round(&mut out, report);
     speedups(&mut out, report);
     streams(&mut out, report);
     failures(&mut out, report);
@@ -197,6 +198,49 @@ fn round_trips(out: &mut String, r: &Report) {
     }
 }
 
+/// Every round at the bars' payload: p50 and paired floor, so that a change of the machine's
+/// behaviour between rounds is visible.
+fn per_round(out: &mut String, r: &Report) {
+    if r.round_trip_rounds.len() < 2 {
+        return;
+    }
+    let payload = bars::BAR_PAYLOAD;
+    let _ = writeln!(
+        out,
+        "## Every round at {} (p50 / paired floor p50, µs)\n",
+        bytes(payload)
+    );
+    let _ = writeln!(
+        out,
+        "The rows above are, per case, the round with the median ratio to its paired floor.\n"
+    );
+    let mut header = String::from("| transport | mode |");
+    let mut rule = String::from("|---|---|");
+    for i in 1..=r.round_trip_rounds.len() {
+        let _ = write!(header, " round {i} |");
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    for row in r.round_trips.iter().filter(|x| x.payload == payload) {
+        let mut line = format!("| {} | {} |", row.label.title, row.label.mode.name());
+        for round in &r.round_trip_rounds {
+            let cell = round
+                .iter()
+                .find(|x| x.label.id == row.label.id && x.payload == payload)
+                .map_or_else(
+                    || "–".to_owned(),
+                    |x| match x.paired_floor_p50_ns {
+                        Some(f) => format!("{} / {}", micros(x.latency.p50_ns), micros(f)),
+                        None => micros(x.latency.p50_ns),
+                    },
+                );
+            let _ = write!(line, " {cell} |");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    out.push('\n');
+}
+
 fn speedups(out: &mut String, r: &Report) {
     let peers: Vec<(&str, &str, Mode)> = {
         let mut v: Vec<(&str, &str, Mode)> = Vec::new();
@@ -343,6 +387,12 @@ mod tests {
         }
         let md = render(&r);
         assert!(md.contains("| 111.1 k | 0 | 3.00 | 3.00× |"), "{md}");
+        // Two rounds in the sample: the per-round table lists both.
+        assert!(md.contains("## Every round at 64 B"), "{md}");
+        assert!(
+            md.contains("| knit-spin | spinning | 0.30 | 0.30 |"),
+            "{md}"
+        );
         assert!(md.contains("- `x`: boom"));
     }
 

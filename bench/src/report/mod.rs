@@ -31,6 +31,8 @@ pub struct Report {
     pub round_trips: Vec<RoundTripRow>,
     /// Stream cases, in suite order then size and batch order.
     pub streams: Vec<StreamRow>,
+    /// Every round's round-trip rows, before the reduction to one row per case.
+    pub round_trip_rounds: Vec<Vec<RoundTripRow>>,
     /// Cases that failed.
     pub failures: Vec<Failure>,
     /// Wall time of the run.
@@ -277,8 +279,9 @@ pub(crate) mod tests {
             rounds: 1,
             realtime_spinning: false,
             timer_overhead_ns: 20.0,
-            round_trips,
+            round_trips: round_trips.clone(),
             streams,
+            round_trip_rounds: vec![round_trips.clone(), round_trips],
             failures: vec![Failure {
                 case: "x".into(),
                 error: "boom".into(),
