@@ -163,3 +163,25 @@ fn a_dead_writer_is_peer_died_for_the_reader() {
     assert_eq!(msgs.len(), 3);
     assert!(f.wait().is_ok());
 }
+
+/// A blocking call cannot take a channel, so one its handler opens is aborted at once: the
+/// handler's sends fail with `CHANNEL_ABORTED` instead of waiting for ever for a reader, the
+/// call ends, and the worker serves the next call. (Before, a handler streaming more than the
+/// channel ring holds blocked its worker for good.)
+#[test]
+fn a_channel_opened_for_a_blocking_call_is_aborted_not_left_to_fill() {
+    let pool = Pool::builder()
+        .workers(1)
+        .threads(handlers())
+        .channels(1, 4096)
+        .build()
+        .unwrap();
+    // 200 messages of up to 9 KiB: far more than the 4 KiB ring can hold unread.
+    let e = pool.call("stream", &200u32.to_le_bytes()).unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::ChannelAborted), "{e}");
+    // The worker is free, and the slot was released: a streamed call works end to end.
+    let f = pool.call_async("stream", &3u32.to_le_bytes());
+    let got: Vec<_> = f.channel().unwrap().map(|m| m.unwrap().len()).collect();
+    assert_eq!(got, vec![0, 97, 194]);
+    assert_eq!(f.wait().unwrap().bytes(), &3u32.to_le_bytes());
+}

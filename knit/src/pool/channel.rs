@@ -31,11 +31,14 @@ pub struct Message {
 
 impl Inner {
     /// CHAN-2: attaches the host's end of a channel worker `w` announced. A violation is
-    /// returned for the caller to poison the region; a channel already aborted is dropped.
+    /// returned for the caller to poison the region; a channel already aborted is dropped, and
+    /// so is one nobody can read (`wanted` false): dropping the reader aborts it (CHAN-5), so
+    /// the handler's sends fail instead of waiting for room that never comes.
     pub(crate) fn accept_channel(
         &self,
         w: &WorkerSlot,
         open: ChannelOpen,
+        wanted: bool,
     ) -> Result<(), knit_core::Error> {
         let position = (w.index - 1) as usize;
         // Held across the check, the attach and the insert; ends are released and forgotten
@@ -51,6 +54,11 @@ impl Inner {
             ));
         }
         match channel::attach(&self.region_view, open, 0, w.index) {
+            Ok(ChannelEnd::Reader(reader)) if !wanted => {
+                drop(reader);
+                w.bell.ring(&Futex);
+                Ok(())
+            }
             Ok(ChannelEnd::Reader(reader)) => {
                 attached.insert((open.channel, open.epoch));
                 // A second announcement with the same tag replaces (and so aborts) the first.

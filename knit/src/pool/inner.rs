@@ -222,7 +222,11 @@ impl Inner {
             let delivered = match polled.event {
                 None => None,
                 Some(HostEvent::ChannelOpen(open)) => {
-                    channel_error = self.accept_channel(w, open).err();
+                    // Only an async call can take a channel (`CallFuture::channel`): one opened
+                    // for a blocking call, or for no outstanding call, would never be read and
+                    // its writer would wait for room for ever, so it is aborted at once.
+                    let wanted = st.pending.get(&open.tag).is_some_and(|p| p.is_async);
+                    channel_error = self.accept_channel(w, open, wanted).err();
                     None
                 }
                 Some(HostEvent::Hello(table)) => {
