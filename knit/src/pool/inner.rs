@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use knit_core::fntable::FunctionTable;
-use knit_core::mailbox::{HostEvent, HostMailbox};
+use knit_core::mailbox::{HostEvent, HostMailbox, Outgoing};
 use knit_core::participant::Participant;
 use knit_core::records::RequestHead;
 use knit_core::region::{Mailbox, Region};
@@ -543,12 +543,25 @@ impl Inner {
         };
         let id = out.request_id();
         self.register(w, st, id, slot, deadline_ns, is_async);
+        self.write_all(w, st, &mut out)?;
+        Ok(Admit::Sent(id))
+    }
+
+    /// Writes the rest of a started message to `w`'s request ring, ringing the worker after
+    /// each publication (WAIT-5) and waiting for room while the ring is full
+    /// ([`Inner::wait_locked`]).
+    pub(crate) fn write_all(
+        &self,
+        w: &WorkerSlot,
+        st: &mut HostState,
+        out: &mut Outgoing<'_>,
+    ) -> Result<(), CallError> {
         loop {
             let seen_head = w.mailbox.request.load_head();
             let Some(mbx) = st.mailbox.as_mut() else {
                 return Err(self.unavailable(w));
             };
-            let sent = match mbx.write(&mut out) {
+            let sent = match mbx.write(out) {
                 Ok(s) => s,
                 Err(e) => {
                     self.violation(w, st, e);
@@ -559,21 +572,35 @@ impl Inner {
                 w.bell.ring(&Futex);
             }
             if sent.done {
-                return Ok(Admit::Sent(id));
+                return Ok(());
             }
-            let ready = || {
-                self.drain_locked(w, st);
-                w.mailbox.request.load_head() != seen_head || w.phase() != READY
-            };
-            match wait(&self.host_bell, self.config.spin, 0, ready, || {
-                self.check_open()
-            }) {
-                Ok(()) | Err(Stop::Deadline) => {}
-                Err(Stop::Failed(e)) => return Err(e),
-            }
-            if w.phase() != READY {
-                return Err(self.unavailable(w));
-            }
+            self.wait_locked(w, st, seen_head)?;
+        }
+    }
+
+    /// Waits, holding `w`'s lock (a message in progress keeps the ring ours, MSG-2), until the
+    /// worker consumed requests, draining its responses meanwhile so that it is never stuck
+    /// on a full response ring.
+    pub(crate) fn wait_locked(
+        &self,
+        w: &WorkerSlot,
+        st: &mut HostState,
+        seen_head: u64,
+    ) -> Result<(), CallError> {
+        let ready = || {
+            self.drain_locked(w, st);
+            w.mailbox.request.load_head() != seen_head || w.phase() != READY
+        };
+        match wait(&self.host_bell, self.config.spin, 0, ready, || {
+            self.check_open()
+        }) {
+            Ok(()) | Err(Stop::Deadline) => {}
+            Err(Stop::Failed(e)) => return Err(e),
+        }
+        if w.phase() == READY {
+            Ok(())
+        } else {
+            Err(self.unavailable(w))
         }
     }
 

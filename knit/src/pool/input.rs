@@ -177,52 +177,7 @@ impl Inner {
         };
         // Async: the reactor drains the response for the future.
         self.register(w, st, id, slot, deadline_ns, true);
-        loop {
-            let seen_head = w.mailbox.request.load_head();
-            let Some(mbx) = st.mailbox.as_mut() else {
-                return Err(self.unavailable(w));
-            };
-            let sent = match mbx.write(&mut out) {
-                Ok(sent) => sent,
-                Err(e) => {
-                    self.violation(w, st, e);
-                    return Err(e.into());
-                }
-            };
-            if sent.published {
-                w.bell.ring(&Futex);
-            }
-            if sent.done {
-                return Ok(());
-            }
-            self.wait_locked(w, st, seen_head)?;
-        }
-    }
-
-    /// Waits, holding `w`'s lock (a message in progress keeps the ring ours, MSG-2), until the
-    /// worker consumed requests, draining its responses meanwhile so that it is never stuck
-    /// on a full response ring.
-    fn wait_locked(
-        &self,
-        w: &WorkerSlot,
-        st: &mut HostState,
-        seen_head: u64,
-    ) -> Result<(), CallError> {
-        let ready = || {
-            self.drain_locked(w, st);
-            w.mailbox.request.load_head() != seen_head || w.phase() != READY
-        };
-        match wait(&self.host_bell, self.config.spin, 0, ready, || {
-            self.check_open()
-        }) {
-            Ok(()) | Err(Stop::Deadline) => {}
-            Err(Stop::Failed(e)) => return Err(e),
-        }
-        if w.phase() == READY {
-            Ok(())
-        } else {
-            Err(self.unavailable(w))
-        }
+        self.write_all(w, st, &mut out)
     }
 
     /// A core error of a channel operation; a violation poisons the region (ERR-2).
