@@ -350,6 +350,31 @@ class Pool:
         finally:
             del tr.fills[key]
 
+    def _start(
+        self,
+        cfn: Callable[..., int],
+        function: str,
+        value: Any,
+        deadline: float | None,
+        content_type: int | None,
+        *outs: c_void_p,
+    ) -> None:
+        """Encodes ``value``, lends its bytes to ``cfn(pool, name, address, length, content
+        type, deadline, *outs)`` (one of libknit's call functions) and raises on failure."""
+        out = payload.encode(value, content_type)
+        with Exported(out.contiguous()) as e:
+            status = cfn(
+                self._handle(),
+                self._name(function),
+                e.address,
+                e.nbytes,
+                out.content_type,
+                _deadline_ns(deadline),
+                *(byref(o) for o in outs),
+            )
+        if status != OK:
+            fail(status)
+
     def call_response(
         self,
         function: str,
@@ -360,22 +385,8 @@ class Pool:
     ) -> Response:
         """Like ``call``, but returns the :class:`Response` itself: its bytes as a memoryview
         without a copy, alive as long as a view of them is."""
-        h = self._handle()
-        out = payload.encode(value, content_type)
-        data = out.contiguous()
         response = c_void_p()
-        with Exported(data) as e:
-            status = lib.knit_call(
-                h,
-                self._name(function),
-                e.address,
-                e.nbytes,
-                out.content_type,
-                _deadline_ns(deadline),
-                byref(response),
-            )
-        if status != OK:
-            fail(status)
+        self._start(lib.knit_call, function, value, deadline, content_type, response)
         return Response(response.value or 0)
 
     def call_borrowed(
@@ -455,22 +466,8 @@ class Pool:
     ) -> Call:
         """Starts a call and returns at once with its :class:`Call` (the request is sent
         before this returns)."""
-        h = self._handle()
-        out = payload.encode(value, content_type)
-        data = out.contiguous()
         ticket = c_void_p()
-        with Exported(data) as e:
-            status = lib.knit_call_async(
-                h,
-                self._name(function),
-                e.address,
-                e.nbytes,
-                out.content_type,
-                _deadline_ns(deadline),
-                byref(ticket),
-            )
-        if status != OK:
-            fail(status)
+        self._start(lib.knit_call_async, function, value, deadline, content_type, ticket)
         return Call(ticket.value or 0)
 
     def submit_with_channel(
@@ -486,23 +483,10 @@ class Pool:
         with ``knit.current().take_channel()``). Send, ``close()`` the sender, then take the
         result. A worker runs one call at a time: feed the channels of calls that may share a
         worker in the order the calls were made."""
-        h = self._handle()
-        out = payload.encode(value, content_type)
-        data = out.contiguous()
         ticket, sender = c_void_p(), c_void_p()
-        with Exported(data) as e:
-            status = lib.knit_call_with_channel(
-                h,
-                self._name(function),
-                e.address,
-                e.nbytes,
-                out.content_type,
-                _deadline_ns(deadline),
-                byref(ticket),
-                byref(sender),
-            )
-        if status != OK:
-            fail(status)
+        self._start(
+            lib.knit_call_with_channel, function, value, deadline, content_type, ticket, sender
+        )
         return Call(ticket.value or 0), Sender(sender.value or 0, owned=True)
 
     def call_with_stream(
