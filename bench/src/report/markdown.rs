@@ -68,7 +68,7 @@ fn conditions(out: &mut String, r: &Report) {
         r.budget.stream.as_millis(),
         if r.rounds > 1 {
             format!(
-                "{} rounds of the whole suite, each row the round with the median p50 (streams: rate)",
+                "{} rounds of the whole suite, each row the round with the median ratio to its paired floor (floors: median p50 or rate)",
                 r.rounds
             )
         } else {
