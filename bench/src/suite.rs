@@ -40,6 +40,8 @@ impl Suite {
             .add_round_trip(shm_echo::FutexFloor)
             .add_round_trip(knit_call::KnitCall::spinning())
             .add_round_trip(knit_call::KnitCall::parked())
+            .add_round_trip(knit_call::KnitCall::spinning().in_place())
+            .add_round_trip(knit_call::KnitCall::parked().in_place())
             .add_round_trip(unix_socket::UnixSocket)
             .add_round_trip(pipe::Pipe)
             .add_stream(shm_ring::ShmRing)
