@@ -127,6 +127,7 @@ impl Pool {
             region_view: region,
             config,
             closing: AtomicBool::new(false),
+            workers_released: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             async_outstanding: AtomicUsize::new(0),
             monitor_signal: Signal::default(),
@@ -540,12 +541,9 @@ fn shutdown(inner: &Arc<Inner>) {
     sender::stop(inner);
     // Unclaimed channels: dropping their readers aborts them.
     inner.drop_incoming(|_| true);
-    for t in [&inner.monitor, &inner.reactor] {
-        let handle = lock(t).take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
-    }
+    // The monitor stays alive (idle) until the workers are released below: it spawned the
+    // process workers, and their parent-death signal fires when it exits.
+    join(&inner.reactor);
     let poisoned = inner.poisoned.load(Ordering::Acquire) || inner.region_view.poison_code() != 0;
     let deadline = deadline_after(Some(inner.config.shutdown_timeout));
     // MBX-3 (not on a poisoned region: LIVE-6 forbids further ring writes).
@@ -591,8 +589,18 @@ fn shutdown(inner: &Arc<Inner>) {
         join_thread(w);
         w.phase.store(DEAD, Ordering::Release);
     }
+    inner.workers_released.store(true, Ordering::Release);
+    inner.monitor_signal.notify();
+    join(&inner.monitor);
     // MAP-3: the name goes once the workers are gone.
     let _ = inner.region.unlink();
+}
+
+fn join(thread: &Mutex<Option<std::thread::JoinHandle<()>>>) {
+    let handle = lock(thread).take();
+    if let Some(h) = handle {
+        let _ = h.join();
+    }
 }
 
 /// Writes SHUTDOWN on `w`'s request ring, waiting for room until `deadline`.

@@ -308,3 +308,26 @@ fn workers_exit_when_their_host_is_killed() {
     );
     println!("host kill -9 to every worker gone: {elapsed:?}");
 }
+
+/// MBX-3 / PART-5: at shutdown a process worker reads SHUTDOWN and detaches by itself. (With
+/// the default parent-death signal, workers used to be killed instead: the monitor thread that
+/// spawned them ended before the SHUTDOWN was sent, and the kernel signals a child when the
+/// *thread* that forked it exits.)
+#[test]
+fn process_workers_detach_cleanly_at_shutdown() {
+    let pool = pool(2, false);
+    assert_eq!(
+        pool.call("hello", "World").unwrap().text(),
+        Some("Hello, World")
+    );
+    pool.shutdown();
+    let region = pool.region().region();
+    for index in 1..=2 {
+        let state = region.participant(index).unwrap().state().unwrap();
+        assert_eq!(
+            state,
+            knit_core::layout::ParticipantState::Detached,
+            "worker {index} did not detach"
+        );
+    }
+}

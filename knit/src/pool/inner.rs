@@ -129,6 +129,10 @@ pub(crate) struct Inner {
     pub(crate) host_bell: Doorbell<'static>,
     pub(crate) region_view: Region<'static>,
     pub(crate) closing: AtomicBool,
+    /// Set by shutdown once the workers detached or were killed: only then may the monitor
+    /// thread end, because a process worker started with `PR_SET_PDEATHSIG` is killed when the
+    /// thread that spawned it (the monitor) exits, before it could detach cleanly (MBX-3).
+    pub(crate) workers_released: AtomicBool,
     pub(crate) poisoned: AtomicBool,
     pub(crate) async_outstanding: AtomicUsize,
     pub(crate) monitor_signal: Signal,

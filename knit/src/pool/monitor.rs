@@ -50,6 +50,10 @@ pub(crate) fn run(inner: &Arc<Inner>) {
             check_deadlines(inner, w, now);
         }
     }
+    // Closing: idle until shutdown released the workers (see `Inner::workers_released`).
+    while !inner.workers_released.load(Ordering::Acquire) {
+        inner.monitor_signal.wait(TICK);
+    }
 }
 
 /// LIVE-6, LIVE-7: on poison, fail every outstanding call with `POISONED`; new calls fail too.
