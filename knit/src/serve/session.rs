@@ -46,6 +46,11 @@ pub enum ServeOutcome {
 
 /// Heartbeats are written at most this often (PART-7 asks for at least once a second).
 const HEARTBEAT_EVERY_NS: u64 = 250_000_000;
+/// How often the host's process identity is looked up in `/proc` (three system calls and a few
+/// thousand instructions). The waiter checks before every park, and parks last at most 50 ms
+/// (WAIT-4), so the host's death is still noticed within about 60 ms (LIVE-4); in between only
+/// the host's entry in shared memory is read.
+const HOST_PROCESS_CHECK_EVERY_NS: u64 = 10_000_000;
 
 /// Why the loop stops before SHUTDOWN.
 enum Halt {
@@ -200,6 +205,8 @@ struct Session<'a, 'w> {
     responses: RingRef<'a>,
     worker: &'w Worker,
     last_heartbeat: std::cell::Cell<u64>,
+    /// `CLOCK_MONOTONIC` of the last `/proc` check of the host (0: never).
+    last_host_check: std::cell::Cell<u64>,
     /// Channels the host opened for calls not yet run (spec/06).
     inputs: Inputs<'a>,
 }
@@ -243,6 +250,7 @@ pub(super) fn serve(handle: &RegionHandle, slot: u32, worker: &Worker) -> Result
         responses: mailbox.response,
         worker,
         last_heartbeat: std::cell::Cell::new(now),
+        last_host_check: std::cell::Cell::new(0),
         inputs: Inputs::new(geometry.inflight_max()),
     };
     let outcome = WorkerMailbox::new(mailbox, geometry.inflight_max(), geometry.max_message_len())
@@ -561,8 +569,23 @@ impl<'a> Session<'a, '_> {
                 u64::from(self.region.poisoned_by()),
             ))));
         }
-        // LIVE-4: the host is gone (or garbage in its entry, a violation).
-        match peer_status(&self.host) {
+        // LIVE-4: the host is gone (or garbage in its entry, a violation). Its entry is read
+        // every time; its process is looked up at most every HOST_PROCESS_CHECK_EVERY_NS.
+        let now = monotonic_ns();
+        let status =
+            if now.saturating_sub(self.last_host_check.get()) >= HOST_PROCESS_CHECK_EVERY_NS {
+                self.last_host_check.set(now);
+                peer_status(&self.host)
+            } else {
+                match self.host.state() {
+                    Ok(ParticipantState::Detached) => Ok(PeerStatus::Detached),
+                    Ok(ParticipantState::Dead) => Ok(PeerStatus::Dead),
+                    Ok(ParticipantState::Active) => Ok(PeerStatus::Active),
+                    Ok(starting) => Ok(PeerStatus::Starting(starting)),
+                    Err(e) => Err(e),
+                }
+            };
+        match status {
             Ok(PeerStatus::Active) => {}
             Ok(status) => {
                 return Err(Halt::Failed(Error::protocol(
@@ -581,7 +604,6 @@ impl<'a> Session<'a, '_> {
                 String::new(),
             )));
         }
-        let now = monotonic_ns();
         if now.saturating_sub(self.last_heartbeat.get()) >= HEARTBEAT_EVERY_NS {
             self.last_heartbeat.set(now);
             let _ = self.me.set_heartbeat(now);
