@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from . import payload
+from ._closing import Closing
 from ._lib import FOREVER, lib, seconds_to_ns
 from ._status import CHANNEL_CLOSED, OK, TIMED_OUT, check, fail
 from .channel import Receiver
@@ -28,7 +29,7 @@ def timeout_ns(timeout: float | None) -> int:
 _UNSET: Any = object()
 
 
-class Call:
+class Call(Closing):
     """A call in flight (a ``knit_ticket``). ``result()`` waits for its outcome (given again
     on every later ``result()``), ``cancel()`` cancels it at the worker (CANCEL-1),
     ``channel()`` takes the channel its handler streams on."""
@@ -96,20 +97,6 @@ class Call:
         h, self._h = self._h, None
         if h is not None:
             lib.knit_ticket_free(h)
-
-    def __enter__(self) -> Call:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
 
 
 def wait_any(calls: Sequence[Call], timeout: float | None = None) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import payload
 from ._buffer import Exported
+from ._closing import Closing
 from ._lib import lib
 from ._status import CANCELLED, OK, check, fail
 from .errors import ChannelClosed, KnitError
@@ -111,7 +112,7 @@ class Sender:
             self.abort(code)
 
 
-class Receiver:
+class Receiver(Closing):
     """The reading end of a channel. Iterating it yields each message decoded by its content
     type until the writer closes the channel; an abort or the other side's death raises
     (:class:`knit.ChannelAborted`, :class:`knit.PeerDied`; in a worker, :class:`knit.Cancelled`
@@ -159,17 +160,3 @@ class Receiver:
         h, self._h = self._h, None
         if h is not None:
             lib.knit_receiver_free(h)
-
-    def __enter__(self) -> Receiver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import byref, c_void_p
-from types import TracebackType
 
+from ._closing import Closing
 from ._lib import ParticipantInfo, RegionInfo, lib, seconds_to_ns
 from ._status import check
 from .errors import InvalidArgument
 from .states import ParticipantState, RegionState, participant_state, region_state
 
 
-class Region:
+class Region(Closing):
     """A mapped region, for inspection. ``Region.attach(name)`` validates the header as an
     attaching participant does (HDR-9 order: ``knit.BadMagic``, ``knit.UnsupportedVersion``,
     ``knit.BadChecksum``, ``knit.BadLayout``, ``knit.Poisoned``, ...)."""
@@ -55,17 +55,3 @@ class Region:
         h, self._h = self._h, None
         if h is not None:
             lib.knit_region_free(h)
-
-    def __enter__(self) -> Region:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
