@@ -227,15 +227,20 @@ pub(crate) fn start_worker(inner: &Inner, w: &WorkerSlot) {
                     mailbox: Some(mbx),
                     pending: std::mem::take(&mut st.pending),
                 };
-                Ok(())
+                // LIVE-5: the new epoch's count changes under the state lock, before the
+                // worker can turn READY, so a sender that saw READY also saw this count.
+                Ok(w.restarts.fetch_add(1, Ordering::AcqRel) > 0)
             }
             Err(e) => Err(e.to_string()),
         }
     };
-    if let Err(e) = fresh {
-        fail_start(w, &format!("cannot reserve the entry: {e}"));
-        return;
-    }
+    let restarted = match fresh {
+        Ok(restarted) => restarted,
+        Err(e) => {
+            fail_start(w, &format!("cannot reserve the entry: {e}"));
+            return;
+        }
+    };
     *lock(&w.table) = None;
     w.started_ns.store(monotonic_ns(), Ordering::Release);
     w.phase.store(STARTING, Ordering::Release);
@@ -251,7 +256,7 @@ pub(crate) fn start_worker(inner: &Inner, w: &WorkerSlot) {
             );
         }
     }
-    if w.restarts.fetch_add(1, Ordering::AcqRel) > 0 {
+    if restarted {
         inner.ring_host_bell();
     }
 }
