@@ -491,6 +491,11 @@ typedef void (*knit_fill_fn)(void *user_data, uint8_t *buffer, size_t len);
 typedef void (*knit_borrow_fn)(void *user_data, const uint8_t *data, size_t len);
 
 /**
+ * Called once when a ticket's call has finished (see `knit_ticket_on_complete`).
+ */
+typedef void (*knit_ticket_ready_fn)(void *user_data);
+
+/**
  * The outcome of a call, given to a completion callback. Valid only during the callback.
  */
 typedef struct knit_outcome {
@@ -1357,6 +1362,33 @@ knit_status knit_call_async(const struct knit_pool *pool,
                             struct knit_ticket **ticket);
 
 /**
+ * Like `knit_call_async`, but the request is written in place (loan, no copy):
+ * `fill(user_data, buffer, len)` writes the `len` payload bytes straight into the request
+ * ring on the calling thread, then the call goes out and this returns its ticket. `len`
+ * must fit one ring record (at most about half the request ring size). A call that fails
+ * before `fill` runs (no such function, `len` too large, no room under
+ * `KNIT_BACKPRESSURE_ERROR`, ...) still gives a ticket, whose outcome is the failure; `fill`
+ * is then not called.
+ *
+ * Ownership: `function` is only read during this call; `user_data` stays the caller's. The
+ * caller owns the ticket (`knit_ticket_free`).
+ * Thread safety: safe from any thread; `fill` runs on the calling thread, before this
+ * returns (under `KNIT_BACKPRESSURE_WAIT`, after waiting for room).
+ *
+ * # Safety
+ * `function` is a NUL-terminated string; `fill` meets the contract of `knit_fill_fn`;
+ * `ticket` points to a writable `knit_ticket *`.
+ */
+knit_status knit_call_async_loan(const struct knit_pool *pool,
+                                 const char *function,
+                                 size_t len,
+                                 uint32_t content_type,
+                                 uint64_t deadline_ns,
+                                 knit_fill_fn fill,
+                                 void *user_data,
+                                 struct knit_ticket **ticket);
+
+/**
  * Stores in `*done` whether the ticket's call has finished (its outcome is ready for
  * `knit_ticket_wait`, which then returns at once). Never blocks.
  *
@@ -1421,6 +1453,33 @@ knit_status knit_ticket_cancel(const struct knit_ticket *ticket);
  * Thread safety: safe from any thread.
  */
 knit_status knit_ticket_free(struct knit_ticket *ticket);
+
+/**
+ * Asks for `ready(user_data)` to be called once the ticket's call has finished: then
+ * `knit_ticket_wait(ticket, 0, ...)` returns its outcome at once. If it has already
+ * finished, `ready` is called right away (on the Knit thread, not inside this function).
+ * `ready` is called exactly once, also when the ticket is freed before its call finished
+ * (freeing cancels the call): then the ticket handle is gone and must not be used.
+ *
+ * `ready` runs on a Knit thread shared by every ticket of the process: it must be quick and
+ * must not block (hand the event to your event loop: a Node.js thread-safe function, a
+ * pipe, `loop.call_soon_threadsafe`); it may call `knit_ticket_*` functions. The outcome is
+ * taken by whoever calls `knit_ticket_wait` first, as usual.
+ *
+ * Returns `KNIT_INVALID_ARGUMENT` for a NULL `ready`, a bad ticket, or a ticket that already
+ * has a completion callback (one per ticket); `KNIT_OS_ERROR` if the Knit thread cannot be
+ * started.
+ *
+ * Ownership: `user_data` stays the caller's (free it in `ready` if it is owned); the ticket
+ * stays the caller's.
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `ready` and `user_data` meet the contract of `knit_ticket_ready_fn` above.
+ */
+knit_status knit_ticket_on_complete(const struct knit_ticket *ticket,
+                                    knit_ticket_ready_fn ready,
+                                    void *user_data);
 
 /**
  * Starts a call like `knit_call` and returns at once; `callback(user_data, outcome)` is

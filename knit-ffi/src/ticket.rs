@@ -6,7 +6,7 @@
 //! thread re-polls the tickets it waits for. No wake-up is lost because a waiter reads the
 //! generation before it polls, and sleeps only while the generation is unchanged.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use knit_core::ErrorCode;
 use knit_rt::{CallFuture, CallResult, Payload};
 
-use crate::args::{out, store};
+use crate::args::{out, store, string};
 use crate::handle::{self, Object};
-use crate::pool::{call_args, options, KnitPool, PoolObject};
+use crate::pool::{call_args, options, KnitFillFn, KnitPool, PoolObject};
 use crate::response::{self, KnitResponse};
 use crate::status::{guard, Failure, FfiResult, KnitStatus};
 
@@ -36,6 +36,11 @@ pub(crate) struct TicketState {
     pub(crate) future: CallFuture,
     outcome: Option<CallResult>,
     taken: bool,
+    /// What the future is polled with: the process-wide notifier, or once a completion
+    /// callback is registered (`watch.rs`), a waker that also wakes the callback thread.
+    pub(crate) waker: Waker,
+    /// A completion callback is registered (at most one per ticket).
+    pub(crate) watched: bool,
 }
 
 /// The object behind a `knit_ticket` handle.
@@ -47,7 +52,7 @@ impl Object for TicketObject {
 }
 
 /// Wakes every thread waiting on a ticket.
-struct Notifier {
+pub(crate) struct Notifier {
     generation: Mutex<u64>,
     changed: Condvar,
 }
@@ -66,7 +71,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn notifier() -> &'static (Arc<Notifier>, Waker) {
+pub(crate) fn notifier() -> &'static (Arc<Notifier>, Waker) {
     static NOTIFIER: OnceLock<(Arc<Notifier>, Waker)> = OnceLock::new();
     NOTIFIER.get_or_init(|| {
         let n = Arc::new(Notifier {
@@ -84,6 +89,8 @@ impl TicketObject {
             future,
             outcome: None,
             taken: false,
+            waker: notifier().1.clone(),
+            watched: false,
         }))
     }
 
@@ -92,12 +99,30 @@ impl TicketObject {
         let mut state = lock(&self.0);
         let st = &mut *state;
         if st.outcome.is_none() && !st.taken {
-            let mut cx = Context::from_waker(&notifier().1);
+            let mut cx = Context::from_waker(&st.waker);
             if let Poll::Ready(outcome) = Pin::new(&mut st.future).poll(&mut cx) {
                 st.outcome = Some(outcome);
             }
         }
         st.outcome.is_some()
+    }
+
+    /// True once nothing more will happen to the call: its outcome is there or was taken.
+    pub(crate) fn finished(&self) -> bool {
+        self.poll_done() || !self.can_finish()
+    }
+
+    /// Cancels the call unless it finished, and wakes whoever waits for it, who then sees
+    /// the outcome.
+    fn cancel(&self) {
+        let waker = {
+            let state = lock(&self.0);
+            if state.outcome.is_none() && !state.taken {
+                state.future.cancel();
+            }
+            state.waker.clone()
+        };
+        waker.wake();
     }
 
     /// False once the outcome was taken: nothing more will happen to this ticket.
@@ -192,6 +217,56 @@ pub unsafe extern "C" fn knit_call_async(
             name,
             Payload::new(payload, content_type),
             options(content_type, deadline_ns),
+        );
+        let h = handle::register(TicketObject::new(future))?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { store(ticket, h) };
+        Ok(())
+    })
+}
+
+/// Like `knit_call_async`, but the request is written in place (loan, no copy):
+/// `fill(user_data, buffer, len)` writes the `len` payload bytes straight into the request
+/// ring on the calling thread, then the call goes out and this returns its ticket. `len`
+/// must fit one ring record (at most about half the request ring size). A call that fails
+/// before `fill` runs (no such function, `len` too large, no room under
+/// `KNIT_BACKPRESSURE_ERROR`, ...) still gives a ticket, whose outcome is the failure; `fill`
+/// is then not called.
+///
+/// Ownership: `function` is only read during this call; `user_data` stays the caller's. The
+/// caller owns the ticket (`knit_ticket_free`).
+/// Thread safety: safe from any thread; `fill` runs on the calling thread, before this
+/// returns (under `KNIT_BACKPRESSURE_WAIT`, after waiting for room).
+///
+/// # Safety
+/// `function` is a NUL-terminated string; `fill` meets the contract of `knit_fill_fn`;
+/// `ticket` points to a writable `knit_ticket *`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_call_async_loan(
+    pool: *const KnitPool,
+    function: *const c_char,
+    len: usize,
+    content_type: u32,
+    deadline_ns: u64,
+    fill: KnitFillFn,
+    user_data: *mut c_void,
+    ticket: *mut *mut KnitTicket,
+) -> KnitStatus {
+    guard("knit_call_async_loan", || {
+        let ticket = out(ticket, "ticket")?;
+        let p = handle::get::<PoolObject>(pool)?;
+        // SAFETY: the caller's contract for `function`.
+        let name = unsafe { string(function, "function") }?;
+        let fill = fill.ok_or_else(|| Failure::invalid("fill is NULL"))?;
+        let future = p.pool.call_loan_async(
+            name,
+            len,
+            options(content_type, deadline_ns),
+            |buf| {
+                // SAFETY: `buf` is the loaned space of exactly `buf.len()` bytes, writable
+                // until this closure returns; the fill function's contract is the caller's.
+                unsafe { fill(user_data, buf.as_mut_ptr(), buf.len()) };
+            },
         );
         let h = handle::register(TicketObject::new(future))?;
         // SAFETY: checked non-NULL; writable by the caller's contract.
@@ -306,15 +381,7 @@ pub unsafe extern "C" fn knit_wait_any(
 #[no_mangle]
 pub extern "C" fn knit_ticket_cancel(ticket: *const KnitTicket) -> KnitStatus {
     guard("knit_ticket_cancel", || {
-        let t = handle::get::<TicketObject>(ticket)?;
-        {
-            let state = lock(&t.0);
-            if state.outcome.is_none() && !state.taken {
-                state.future.cancel();
-            }
-        }
-        // Waiters re-poll and see the outcome.
-        notifier().1.wake_by_ref();
+        handle::get::<TicketObject>(ticket)?.cancel();
         Ok(())
     })
 }
@@ -326,6 +393,8 @@ pub extern "C" fn knit_ticket_cancel(ticket: *const KnitTicket) -> KnitStatus {
 #[no_mangle]
 pub extern "C" fn knit_ticket_free(ticket: *mut KnitTicket) -> KnitStatus {
     guard("knit_ticket_free", || {
-        handle::remove::<TicketObject>(ticket).map(drop)
+        // Cancelled explicitly rather than by dropping the future: a completion callback's
+        // thread may still hold the ticket, and its callback must still run (once).
+        handle::remove::<TicketObject>(ticket).map(|t| t.cancel())
     })
 }

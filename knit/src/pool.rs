@@ -411,11 +411,57 @@ impl Pool {
         let (worker, function_id) = self.pick(name, deadline_ns)?;
         let w = self.worker(worker)?;
         let slot = Arc::new(CallSlot::new());
-        let id =
-            self.inner
-                .send_loan(w, function_id, len, content_type, deadline_ns, &slot, fill)?;
+        let id = self.inner.send_loan(
+            w,
+            function_id,
+            len,
+            content_type,
+            deadline_ns,
+            &slot,
+            false,
+            fill,
+        )?;
         self.inner
             .wait_response(w, id, &slot, deadline_ns, &mut None)
+    }
+
+    /// [`Pool::call_loan`] that returns the call's future once the request is sent: `fill`
+    /// writes the request in place on this thread before this returns (under
+    /// [`Backpressure::Wait`] a full ring makes this wait for room first).
+    pub fn call_loan_async(
+        &self,
+        name: &str,
+        len: usize,
+        options: CallOptions,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> CallFuture {
+        let deadline_ns = self.deadline(options);
+        // Content type 0: bytes (spec/09).
+        let content_type = options.content_type.unwrap_or(0);
+        let sent = self.pick(name, deadline_ns).and_then(|(worker, function_id)| {
+            let w = self.worker(worker)?;
+            let slot = Arc::new(CallSlot::new());
+            reactor::ensure_started(&self.inner);
+            let id = self.inner.send_loan(
+                w,
+                function_id,
+                len,
+                content_type,
+                deadline_ns,
+                &slot,
+                true,
+                fill,
+            )?;
+            slot.set_id(id);
+            Ok((worker, slot))
+        });
+        match sent {
+            Ok((worker, slot)) => {
+                self.inner.reactor_signal.notify();
+                CallFuture::in_flight(Arc::clone(&self.inner), worker, slot)
+            }
+            Err(e) => CallFuture::failed(e),
+        }
     }
 
     fn deadline(&self, options: CallOptions) -> u64 {

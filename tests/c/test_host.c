@@ -733,6 +733,126 @@ static void test_callbacks(knit_pool *pool) {
     CHECK_STATUS(knit_call_callback(pool, "echo", NULL, 0, 0, 0, NULL, NULL), KNIT_INVALID_ARGUMENT);
 }
 
+/* knit_ticket_on_complete: the ready callback of a watched ticket. */
+struct ready_mark {
+    atomic_int calls;
+    atomic_int thread_is_caller;
+};
+
+static pthread_t test_thread;
+
+static void on_ready(void *ud) {
+    struct ready_mark *m = ud;
+    if (pthread_equal(pthread_self(), test_thread)) atomic_store(&m->thread_is_caller, 1);
+    atomic_fetch_add(&m->calls, 1);
+}
+
+static void test_ticket_callbacks(knit_pool *pool) {
+    test_thread = pthread_self();
+    enum { N = 16 };
+    static struct ready_mark marks[N];
+    knit_ticket *tickets[N];
+    static uint8_t inputs[N][2000];
+    for (int i = 0; i < N; i++) {
+        atomic_store(&marks[i].calls, 0);
+        atomic_store(&marks[i].thread_is_caller, 0);
+        knit_test_fill(inputs[i], sizeof inputs[i], 700 + (uint64_t)i);
+        REQUIRE_OK(knit_call_async(pool, "echo", inputs[i], sizeof inputs[i], KNIT_CONTENT_BYTES, 0, &tickets[i]));
+        REQUIRE_OK(knit_ticket_on_complete(tickets[i], on_ready, &marks[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        CHECK(wait_until(&marks[i].calls, 1, 10000));
+        /* Ready means the outcome is there: waiting without a timeout gives it. */
+        knit_response *res = NULL;
+        CHECK_STATUS(knit_ticket_wait(tickets[i], 0, &res), KNIT_OK);
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        knit_response_get(res, &data, &len, NULL);
+        CHECK(len == sizeof inputs[i] && memcmp(data, inputs[i], len) == 0);
+        knit_response_free(res);
+        CHECK(atomic_load(&marks[i].thread_is_caller) == 0);
+        /* One callback per ticket. */
+        CHECK_STATUS(knit_ticket_on_complete(tickets[i], on_ready, &marks[i]), KNIT_INVALID_ARGUMENT);
+        CHECK_STATUS(knit_ticket_free(tickets[i]), KNIT_OK);
+    }
+    for (int i = 0; i < N; i++) CHECK(atomic_load(&marks[i].calls) == 1);
+
+    /* Registered after the call finished (and after its outcome was taken): called at once,
+     * on the Knit thread. */
+    struct ready_mark *late = &marks[0];
+    atomic_store(&late->calls, 0);
+    knit_ticket *t = NULL;
+    REQUIRE_OK(knit_call_async(pool, "echo", (const uint8_t *)"x", 1, KNIT_CONTENT_BYTES, 0, &t));
+    CHECK_STATUS(knit_ticket_wait(t, KNIT_FOREVER, NULL), KNIT_OK);
+    REQUIRE_OK(knit_ticket_on_complete(t, on_ready, late));
+    CHECK(wait_until(&late->calls, 1, 10000));
+    CHECK(atomic_load(&late->thread_is_caller) == 0);
+    CHECK_STATUS(knit_ticket_free(t), KNIT_OK);
+
+    /* Cancelled: ready once, the outcome is CANCELLED, the handler saw the cancel entry. */
+    atomic_store(&state.saw_cancel, 0);
+    struct ready_mark *cancelled = &marks[1];
+    atomic_store(&cancelled->calls, 0);
+    uint8_t ms[8];
+    knit_test_put_u64(ms, 10000);
+    REQUIRE_OK(knit_call_async(pool, "sleep_until_cancelled", ms, 8, KNIT_CONTENT_BYTES, 0, &t));
+    REQUIRE_OK(knit_ticket_on_complete(t, on_ready, cancelled));
+    knit_test_sleep_ms(10);
+    CHECK(atomic_load(&cancelled->calls) == 0);
+    CHECK_STATUS(knit_ticket_cancel(t), KNIT_OK);
+    CHECK(wait_until(&cancelled->calls, 1, 10000));
+    CHECK_STATUS(knit_ticket_wait(t, 0, NULL), KNIT_CANCELLED);
+    CHECK(wait_until(&state.saw_cancel, 1, 5000));
+    CHECK_STATUS(knit_ticket_free(t), KNIT_OK);
+
+    /* Freed while running: the call is cancelled and ready still runs, once. */
+    atomic_store(&state.saw_cancel, 0);
+    struct ready_mark *freed = &marks[2];
+    atomic_store(&freed->calls, 0);
+    REQUIRE_OK(knit_call_async(pool, "sleep_until_cancelled", ms, 8, KNIT_CONTENT_BYTES, 0, &t));
+    REQUIRE_OK(knit_ticket_on_complete(t, on_ready, freed));
+    CHECK_STATUS(knit_ticket_free(t), KNIT_OK);
+    CHECK(wait_until(&freed->calls, 1, 10000));
+    CHECK(wait_until(&state.saw_cancel, 1, 5000));
+    knit_test_sleep_ms(5);
+    CHECK(atomic_load(&freed->calls) == 1);
+
+    /* Argument errors. */
+    REQUIRE_OK(knit_call_async(pool, "echo", NULL, 0, 0, 0, &t));
+    CHECK_STATUS(knit_ticket_on_complete(t, NULL, NULL), KNIT_INVALID_ARGUMENT);
+    CHECK_STATUS(knit_ticket_on_complete(NULL, on_ready, freed), KNIT_INVALID_ARGUMENT);
+    CHECK_STATUS(knit_ticket_free(t), KNIT_OK);
+}
+
+/* knit_call_async_loan: the request written in place, the outcome through a ticket. */
+static void test_async_loan(knit_pool *pool) {
+    atomic_int fills = 0;
+    knit_ticket *t = NULL;
+    REQUIRE_OK(knit_call_async_loan(pool, "echo", 4000, KNIT_CONTENT_BYTES, 0, fill_pattern, &fills, &t));
+    CHECK(atomic_load(&fills) == 1);
+    knit_response *res = NULL;
+    CHECK_STATUS(knit_ticket_wait(t, KNIT_FOREVER, &res), KNIT_OK);
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    knit_response_get(res, &data, &len, NULL);
+    int same = len == 4000;
+    for (size_t i = 0; same && i < len; i++) same = data[i] == (uint8_t)(i * 7);
+    CHECK(same);
+    knit_response_free(res);
+    CHECK_STATUS(knit_ticket_free(t), KNIT_OK);
+    /* Too large for one record, or an unknown function: a ticket whose outcome is the
+     * failure, and fill never runs. */
+    REQUIRE_OK(knit_call_async_loan(pool, "echo", 1 << 20, KNIT_CONTENT_BYTES, 0, fill_pattern, &fills, &t));
+    CHECK_STATUS(knit_ticket_wait(t, KNIT_FOREVER, NULL), KNIT_INVALID_ARGUMENT);
+    CHECK_STATUS(knit_ticket_free(t), KNIT_OK);
+    REQUIRE_OK(knit_call_async_loan(pool, "nope", 10, KNIT_CONTENT_BYTES, 0, fill_pattern, &fills, &t));
+    CHECK_STATUS(knit_ticket_wait(t, KNIT_FOREVER, NULL), KNIT_UNKNOWN_FUNCTION);
+    CHECK_STATUS(knit_ticket_free(t), KNIT_OK);
+    CHECK(atomic_load(&fills) == 1);
+    CHECK_STATUS(knit_call_async_loan(pool, "echo", 10, 0, 0, NULL, NULL, &t), KNIT_INVALID_ARGUMENT);
+    CHECK_STATUS(knit_call_async_loan(pool, "echo", 10, 0, 0, fill_pattern, &fills, NULL), KNIT_INVALID_ARGUMENT);
+}
+
 /* A callback still pending when its pool is freed runs exactly once before the free returns. */
 static void test_callback_at_free(knit_handlers *hs) {
     knit_config *cfg = NULL;
@@ -1053,6 +1173,8 @@ static void test_thread_pool(void) {
         test_thread_calls(pool);
         test_tickets(pool);
         test_callbacks(pool);
+        test_ticket_callbacks(pool);
+        test_async_loan(pool);
         test_channels(pool);
         test_input_channels(pool);
         test_in_place(pool);

@@ -447,7 +447,8 @@ impl Inner {
     }
 
     /// Sends a one-record request whose `len` payload bytes `fill` writes in place (loan,
-    /// spec/03 §3.3), with the same backpressure as [`Inner::send`].
+    /// spec/03 §3.3), with the same backpressure as [`Inner::send`]. `is_async`: the reactor,
+    /// not this thread, reads the response.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_loan(
         &self,
@@ -457,6 +458,7 @@ impl Inner {
         content_type: u32,
         deadline_ns: u64,
         slot: &Arc<CallSlot>,
+        is_async: bool,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<u64, CallError> {
         if len > self.one_record_payload() {
@@ -490,7 +492,7 @@ impl Inner {
                         f(area);
                     }
                     loan.commit(len)?;
-                    self.register(w, &mut st, id, slot, deadline_ns, false);
+                    self.register(w, &mut st, id, slot, deadline_ns, is_async);
                     if st.mailbox.as_mut().is_some_and(HostMailbox::publish) {
                         w.bell.ring(&Futex);
                     }
