@@ -215,6 +215,25 @@ fn loaned_requests_are_written_in_place() {
 }
 
 #[test]
+fn async_loans_are_written_in_place_and_answered_through_the_future() {
+    let pool = pool(1);
+    let opts = CallOptions::default();
+    let futures: Vec<_> = (0..32u8)
+        .map(|i| pool.call_loan_async("echo", 100 + usize::from(i), opts, |buf| buf.fill(i)))
+        .collect();
+    for (i, f) in (0..32u8).zip(futures) {
+        let r = block_on(f).unwrap();
+        assert_eq!(r.bytes(), vec![i; 100 + usize::from(i)].as_slice());
+    }
+    let mut filled = false;
+    let e = block_on(pool.call_loan_async("echo", 1 << 20, opts, |_| filled = true)).unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InvalidArgument));
+    let e = block_on(pool.call_loan_async("nope", 8, opts, |_| filled = true)).unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::UnknownFunction));
+    assert!(!filled, "fill runs only for a call that goes out");
+}
+
+#[test]
 fn full_rings_with_error_backpressure_say_would_block_and_lose_nothing() {
     let pool = Pool::builder()
         .threads(handlers())
