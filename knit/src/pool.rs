@@ -13,6 +13,7 @@
 
 mod builder;
 mod channel;
+mod external;
 mod future;
 mod inner;
 mod input;
@@ -28,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use knit_core::layout::ParticipantState;
 use knit_core::ErrorCode;
 
 pub use builder::{Backpressure, PoolBuilder};
@@ -85,7 +87,9 @@ impl Pool {
 
     fn start(config: Config) -> Result<Pool> {
         let handle = RegionHandle::create(&config.params)?;
+        let external = config.kind.is_external();
         match Self::assemble(config, &handle) {
+            Ok(pool) if external => Ok(pool),
             Ok(pool) => pool.await_ready().map(|()| pool),
             Err(e) => {
                 let _ = handle.unlink();
@@ -119,6 +123,10 @@ impl Pool {
                 restart_after_ns: AtomicU64::new(0),
                 failure: Mutex::new(None),
                 restarts: AtomicU64::new(0),
+                lifecycle: Mutex::new(()),
+                released: AtomicBool::new(false),
+                claimed_ns: AtomicU64::new(0),
+                claim_unknown: AtomicBool::new(false),
             });
         }
         let inner = Arc::new(Inner {
@@ -139,6 +147,19 @@ impl Pool {
             attached: Mutex::new(std::collections::HashSet::new()),
             region: handle.clone(),
         });
+        if inner.config.kind.is_external() {
+            // PART-11: every entry is reserved before anyone learns the region's name.
+            for w in &inner.workers {
+                monitor::start_worker(&inner, w);
+                if w.phase() == DEAD {
+                    return Err(Error::protocol(
+                        ErrorCode::SlotTaken,
+                        "cannot reserve a worker entry",
+                        monitor::start_error(&inner, w).message,
+                    ));
+                }
+            }
+        }
         let me = Arc::clone(&inner);
         let monitor = std::thread::Builder::new()
             .name("knit-monitor".to_owned())
@@ -219,6 +240,14 @@ impl Pool {
                 starts: w.restarts.load(Ordering::Acquire),
                 pid: match &*lock(&w.runner) {
                     Runner::Process(child) => Some(child.id()),
+                    // PART-3: an external worker's pid, read from its entry once published.
+                    _ if self.inner.config.kind.is_external() => w
+                        .participant
+                        .snapshot()
+                        .ok()
+                        .and_then(|s| s.identity)
+                        .map(|id| id.pid)
+                        .filter(|&pid| pid != 0),
                     _ => None,
                 },
             })
@@ -237,9 +266,34 @@ impl Pool {
         payload: impl Into<Payload<'p>>,
         options: CallOptions,
     ) -> CallResult {
-        let payload = with_content_type(payload.into(), options);
+        self.call_routed(None, name, payload.into(), options)
+    }
+
+    /// [`Pool::call_with_options`] on worker `index` (1 to the number of workers, as in
+    /// [`WorkerInfo::index`]) instead of the least busy one. A worker still starting is waited
+    /// for (at most the start timeout and the call's deadline); `UNKNOWN_FUNCTION` when its
+    /// HELLO lacks `name` (FN-2), `PEER_DIED` when it is dead or released,
+    /// `INVALID_ARGUMENT` for an index out of range.
+    pub fn call_on<'p>(
+        &self,
+        index: u32,
+        name: &str,
+        payload: impl Into<Payload<'p>>,
+        options: CallOptions,
+    ) -> CallResult {
+        self.call_routed(Some(index), name, payload.into(), options)
+    }
+
+    fn call_routed(
+        &self,
+        on: Option<u32>,
+        name: &str,
+        payload: Payload<'_>,
+        options: CallOptions,
+    ) -> CallResult {
+        let payload = with_content_type(payload, options);
         let deadline_ns = self.deadline(options);
-        let (worker, function_id) = self.pick(name, deadline_ns)?;
+        let (worker, function_id) = self.route(on, name, deadline_ns)?;
         let w = self.worker(worker)?;
         let slot = Arc::new(CallSlot::new());
         let id = self
@@ -297,10 +351,31 @@ impl Pool {
         payload: impl Into<Payload<'p>>,
         options: CallOptions,
     ) -> CallFuture {
-        let payload = with_content_type(payload.into(), options);
+        self.call_async_routed(None, name, payload.into(), options)
+    }
+
+    /// [`Pool::call_async_with_options`] on worker `index` (see [`Pool::call_on`]).
+    pub fn call_async_on<'p>(
+        &self,
+        index: u32,
+        name: &str,
+        payload: impl Into<Payload<'p>>,
+        options: CallOptions,
+    ) -> CallFuture {
+        self.call_async_routed(Some(index), name, payload.into(), options)
+    }
+
+    fn call_async_routed(
+        &self,
+        on: Option<u32>,
+        name: &str,
+        payload: Payload<'_>,
+        options: CallOptions,
+    ) -> CallFuture {
+        let payload = with_content_type(payload, options);
         let deadline_ns = self.deadline(options);
         let picked = self
-            .pick(name, deadline_ns)
+            .route(on, name, deadline_ns)
             .and_then(|(worker, function_id)| Ok((worker, function_id, self.worker(worker)?)));
         let (worker, function_id, w) = match picked {
             Ok(p) => p,
@@ -380,9 +455,30 @@ impl Pool {
         payload: impl Into<Payload<'p>>,
         options: CallOptions,
     ) -> Result<(CallFuture, Sender), CallError> {
-        let payload = with_content_type(payload.into(), options);
+        self.call_with_channel_routed(None, name, payload.into(), options)
+    }
+
+    /// [`Pool::call_with_channel_options`] on worker `index` (see [`Pool::call_on`]).
+    pub fn call_with_channel_on<'p>(
+        &self,
+        index: u32,
+        name: &str,
+        payload: impl Into<Payload<'p>>,
+        options: CallOptions,
+    ) -> Result<(CallFuture, Sender), CallError> {
+        self.call_with_channel_routed(Some(index), name, payload.into(), options)
+    }
+
+    fn call_with_channel_routed(
+        &self,
+        on: Option<u32>,
+        name: &str,
+        payload: Payload<'_>,
+        options: CallOptions,
+    ) -> Result<(CallFuture, Sender), CallError> {
+        let payload = with_content_type(payload, options);
         let deadline_ns = self.deadline(options);
-        let (worker, function_id) = self.pick(name, deadline_ns)?;
+        let (worker, function_id) = self.route(on, name, deadline_ns)?;
         let w = self.worker(worker)?;
         let slot = Arc::new(CallSlot::new());
         reactor::ensure_started(&self.inner);
@@ -438,23 +534,25 @@ impl Pool {
         let deadline_ns = self.deadline(options);
         // Content type 0: bytes (spec/09).
         let content_type = options.content_type.unwrap_or(0);
-        let sent = self.pick(name, deadline_ns).and_then(|(worker, function_id)| {
-            let w = self.worker(worker)?;
-            let slot = Arc::new(CallSlot::new());
-            reactor::ensure_started(&self.inner);
-            let id = self.inner.send_loan(
-                w,
-                function_id,
-                len,
-                content_type,
-                deadline_ns,
-                &slot,
-                true,
-                fill,
-            )?;
-            slot.set_id(id);
-            Ok((worker, slot))
-        });
+        let sent = self
+            .pick(name, deadline_ns)
+            .and_then(|(worker, function_id)| {
+                let w = self.worker(worker)?;
+                let slot = Arc::new(CallSlot::new());
+                reactor::ensure_started(&self.inner);
+                let id = self.inner.send_loan(
+                    w,
+                    function_id,
+                    len,
+                    content_type,
+                    deadline_ns,
+                    &slot,
+                    true,
+                    fill,
+                )?;
+                slot.set_id(id);
+                Ok((worker, slot))
+            });
         match sent {
             Ok((worker, slot)) => {
                 self.inner.reactor_signal.notify();
@@ -473,6 +571,19 @@ impl Pool {
             .workers
             .get(index)
             .ok_or_else(|| CallError::new(ErrorCode::InvalidArgument, "worker index"))
+    }
+
+    /// Dispatch to worker `on` when given ([`Pool::call_on`]), else [`Pool::pick`].
+    fn route(
+        &self,
+        on: Option<u32>,
+        name: &str,
+        deadline_ns: u64,
+    ) -> Result<(usize, u32), CallError> {
+        match on {
+            Some(index) => self.pick_on(index, name, deadline_ns),
+            None => self.pick(name, deadline_ns),
+        }
     }
 
     /// Dispatch: the ready worker with the fewest outstanding calls that has `name` (FN-2).
@@ -495,7 +606,11 @@ impl Pool {
                         }
                     }
                     STARTING => any_starting = true,
-                    _ => any_starting |= inner.config.restart,
+                    // A released worker comes back only if reserved again.
+                    DEAD => {
+                        any_starting |= inner.config.restart && !w.released.load(Ordering::Acquire);
+                    }
+                    _ => {}
                 }
             }
             if let Some((i, fid, _)) = best {
@@ -592,9 +707,15 @@ fn shutdown(inner: &Arc<Inner>) {
     join(&inner.reactor);
     let poisoned = inner.poisoned.load(Ordering::Acquire) || inner.region_view.poison_code() != 0;
     let deadline = deadline_after(Some(inner.config.shutdown_timeout));
+    let external = inner.config.kind.is_external();
     // MBX-3 (not on a poisoned region: LIVE-6 forbids further ring writes).
     if !poisoned {
         for w in &inner.workers {
+            // PART-12: an external entry nobody claimed is withdrawn, so that a late claim
+            // fails instead of finding an abandoned mailbox.
+            if external && matches!(w.participant.state(), Ok(ParticipantState::Reserved)) {
+                let _ = w.participant.mark_dead(ParticipantState::Reserved);
+            }
             send_shutdown(inner, w, deadline);
         }
     }
@@ -604,7 +725,8 @@ fn shutdown(inner: &Arc<Inner>) {
         let finished = match &mut *lock(&w.runner) {
             Runner::Process(child) => matches!(child.try_wait(), Ok(Some(_))),
             Runner::Thread { handle, .. } => handle.is_finished(),
-            Runner::None => true,
+            // PART-11: an external worker is not ours to wait for: its entry tells.
+            Runner::None => !external || external::external_gone(w),
         };
         finished
             || matches!(

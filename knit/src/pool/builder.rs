@@ -77,6 +77,8 @@ impl CommandTemplate {
 pub(crate) enum WorkerKind {
     Threads(Handlers),
     Process(CommandTemplate),
+    /// Started by someone else, who attaches them by region name and index (PART-11).
+    External,
 }
 
 impl WorkerKind {
@@ -84,7 +86,13 @@ impl WorkerKind {
         match self {
             WorkerKind::Threads(_) => "thread worker".to_owned(),
             WorkerKind::Process(cmd) => format!("`{}`", cmd.describe()),
+            WorkerKind::External => "external worker".to_owned(),
         }
+    }
+
+    /// True for workers the pool does not start (PART-11).
+    pub(crate) fn is_external(&self) -> bool {
+        matches!(self, WorkerKind::External)
     }
 }
 
@@ -165,6 +173,23 @@ impl PoolBuilder {
     #[allow(clippy::needless_pass_by_value)]
     pub fn process(mut self, cmd: Command) -> Self {
         self.kind = Some(WorkerKind::Process(CommandTemplate::from_command(&cmd)));
+        self
+    }
+
+    /// The pool starts no workers: it creates the region, reserves every worker entry (PART-4,
+    /// MBX-4) and adopts the workers that someone else starts and attaches by the region's name
+    /// ([`Pool::region_name`]) and their index (PART-11; MAP-5 is the usual way to pass both).
+    /// [`PoolBuilder::build`] does not wait for them: [`Pool::wait_worker`] waits for one, calls
+    /// go to the ready ones ([`Pool::call_on`] pins a call to one), and
+    /// [`Pool::release_worker`] lets one go. Such a worker is not this process's child: its
+    /// death is found through its participant entry (LIVE-2) and its calls then fail with
+    /// `PEER_DIED` (LIVE-3). The start timeout bounds only a claimed entry that stays
+    /// ATTACHING; a RESERVED entry waits for its worker as long as the pool lives. With
+    /// [`PoolBuilder::restart`] a dead worker's entry is reserved again under a new epoch (no
+    /// process is started); [`Pool::reserve_worker`] does it on demand.
+    #[must_use]
+    pub fn external(mut self) -> Self {
+        self.kind = Some(WorkerKind::External);
         self
     }
 
@@ -252,13 +277,14 @@ impl PoolBuilder {
 
     /// Creates the region, starts every worker and waits until each sent its HELLO (MBX-2),
     /// for at most the start timeout. A worker that dies or times out at start is an error
-    /// naming its command; the pool is then shut down and its region removed.
+    /// naming its command; the pool is then shut down and its region removed. An
+    /// [`PoolBuilder::external`] pool only reserves its entries and returns at once.
     pub fn build(self) -> Result<Pool> {
         let kind = self.kind.ok_or_else(|| {
             Error::protocol(
                 ErrorCode::InvalidArgument,
                 "no worker kind",
-                "call .threads(handlers) or .process(command)",
+                "call .threads(handlers), .process(command) or .external()",
             )
         })?;
         let mut params = self.params;

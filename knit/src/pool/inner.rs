@@ -30,6 +30,9 @@ pub(crate) const STARTING: u8 = 0;
 pub(crate) const READY: u8 = 1;
 /// Declared dead (LIVE-3); waiting for a restart, if any.
 pub(crate) const DEAD: u8 = 2;
+/// SHUTDOWN sent by [`crate::Pool::release_worker`] (MBX-3): no call goes to it; it turns
+/// DEAD once its entry is DETACHED or DEAD.
+pub(crate) const RELEASING: u8 = 3;
 
 /// Locks a mutex, going on with the data when a thread panicked while holding it: every
 /// critical section here leaves its data consistent at each step.
@@ -82,6 +85,17 @@ pub(crate) struct WorkerSlot {
     pub(crate) failure: Mutex<Option<String>>,
     /// Restarts so far.
     pub(crate) restarts: AtomicU64,
+    /// Serialises what changes the worker's life (reserving, restarting, releasing), so that
+    /// the monitor and a caller never reserve one entry twice.
+    pub(crate) lifecycle: Mutex<()>,
+    /// Let go by [`crate::Pool::release_worker`]: not restarted until reserved again.
+    pub(crate) released: AtomicBool,
+    /// `CLOCK_MONOTONIC` when the monitor first saw an external worker's entry ATTACHING
+    /// (0: not seen since the last reservation), the start of its attach timeout (PART-11).
+    pub(crate) claimed_ns: AtomicU64,
+    /// Declared dead while ATTACHING, before its owner was known (PART-11): PART-4 forbids
+    /// reserving the entry again, since nothing shows that owner is gone.
+    pub(crate) claim_unknown: AtomicBool,
 }
 
 impl WorkerSlot {

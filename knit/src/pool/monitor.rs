@@ -15,7 +15,7 @@ use knit_core::mailbox::HostMailbox;
 use knit_core::ErrorCode;
 
 use super::builder::WorkerKind;
-use super::inner::{lock, HostState, Inner, Runner, WorkerSlot, DEAD, READY, STARTING};
+use super::inner::{lock, HostState, Inner, Runner, WorkerSlot, DEAD, READY, RELEASING, STARTING};
 use crate::call::CallError;
 use crate::clock::monotonic_ns;
 use crate::futex::Futex;
@@ -30,8 +30,11 @@ const RESTART_BACKOFF_NS: u64 = 1_000_000_000;
 
 /// The monitor thread's body.
 pub(crate) fn run(inner: &Arc<Inner>) {
-    for w in &inner.workers {
-        start_worker(inner, w);
+    // External workers' entries were reserved before the pool was returned (PART-11).
+    if !inner.config.kind.is_external() {
+        for w in &inner.workers {
+            start_worker(inner, w);
+        }
     }
     inner.ring_host_bell();
     while !inner.closing.load(Ordering::Acquire) {
@@ -82,10 +85,20 @@ fn check_worker(inner: &Inner, w: &WorkerSlot, now: u64) {
                 inner.pump(w);
             }
         }
+        RELEASING => super::external::settle_release(inner, w, now),
         _ => {
             let due = w.restart_after_ns.load(Ordering::Acquire);
-            if inner.config.restart && !inner.poisoned.load(Ordering::Acquire) && now >= due {
-                start_worker(inner, w);
+            if inner.config.restart
+                && !w.released.load(Ordering::Acquire)
+                && !w.claim_unknown.load(Ordering::Acquire)
+                && !inner.poisoned.load(Ordering::Acquire)
+                && now >= due
+            {
+                let _life = lock(&w.lifecycle);
+                // Under the lock: a caller may have reserved it meanwhile.
+                if w.phase() == DEAD && !w.released.load(Ordering::Acquire) {
+                    start_worker(inner, w);
+                }
             }
         }
     }
@@ -93,7 +106,11 @@ fn check_worker(inner: &Inner, w: &WorkerSlot, now: u64) {
 
 /// LIVE-2: the state the entry was seen in and why the worker is dead, or `None` while it
 /// lives.
-fn death(inner: &Inner, w: &WorkerSlot, now: u64) -> Option<(Option<ParticipantState>, String)> {
+pub(crate) fn death(
+    inner: &Inner,
+    w: &WorkerSlot,
+    now: u64,
+) -> Option<(Option<ParticipantState>, String)> {
     // The runner tells first: an exited process or an ended thread.
     let exited = match &mut *lock(&w.runner) {
         Runner::Process(child) => match child.try_wait() {
@@ -116,6 +133,9 @@ fn death(inner: &Inner, w: &WorkerSlot, now: u64) -> Option<(Option<ParticipantS
         PeerStatus::Died => Some("process is gone".to_owned()),
         PeerStatus::Dead => Some("entry marked DEAD".to_owned()),
         PeerStatus::Detached => Some("detached unexpectedly".to_owned()),
+        PeerStatus::Starting(state) if inner.config.kind.is_external() => {
+            attach_overdue(inner, w, state, now)
+        }
         PeerStatus::Starting(_) => {
             let started = w.started_ns.load(Ordering::Acquire);
             let limit = u64::try_from(inner.config.start_timeout.as_nanos()).unwrap_or(u64::MAX);
@@ -125,6 +145,37 @@ fn death(inner: &Inner, w: &WorkerSlot, now: u64) -> Option<(Option<ParticipantS
         PeerStatus::Active => None,
     };
     exited.or(reason).map(|r| (observed, r))
+}
+
+/// PART-11: an external worker's attach timeout runs from when its entry was first seen
+/// ATTACHING (its pid is not readable before ACTIVE, PART-3); a RESERVED entry is a worker
+/// nobody started yet, and waits.
+fn attach_overdue(
+    inner: &Inner,
+    w: &WorkerSlot,
+    state: ParticipantState,
+    now: u64,
+) -> Option<String> {
+    if state != ParticipantState::Attaching {
+        w.claimed_ns.store(0, Ordering::Release);
+        return None;
+    }
+    let claimed = match w.claimed_ns.load(Ordering::Acquire) {
+        0 => {
+            // `now` is never 0 on a running system; max(1) keeps 0 meaning "not seen".
+            w.claimed_ns.store(now.max(1), Ordering::Release);
+            now
+        }
+        t => t,
+    };
+    let limit = u64::try_from(inner.config.start_timeout.as_nanos()).unwrap_or(u64::MAX);
+    (now.saturating_sub(claimed) > limit).then(|| {
+        w.claim_unknown.store(true, Ordering::Release);
+        format!(
+            "claimed its entry but did not attach within {:?}",
+            inner.config.start_timeout
+        )
+    })
 }
 
 /// LIVE-3: DEAD in the entry, deliver what the worker published, fail the rest with
@@ -242,6 +293,8 @@ pub(crate) fn start_worker(inner: &Inner, w: &WorkerSlot) {
         }
     };
     *lock(&w.table) = None;
+    w.claimed_ns.store(0, Ordering::Release);
+    w.claim_unknown.store(false, Ordering::Release);
     w.started_ns.store(monotonic_ns(), Ordering::Release);
     w.phase.store(STARTING, Ordering::Release);
     match spawn(inner, w) {
@@ -270,6 +323,8 @@ fn fail_start(w: &WorkerSlot, reason: &str) {
 
 fn spawn(inner: &Inner, w: &WorkerSlot) -> std::io::Result<Runner> {
     match &inner.config.kind {
+        // PART-11: someone else starts it.
+        WorkerKind::External => Ok(Runner::None),
         WorkerKind::Threads(handlers) => {
             let stop = Arc::new(AtomicBool::new(false));
             let worker = Worker::on_thread(
