@@ -891,6 +891,27 @@ knit_status knit_config_set_start_timeout(struct knit_config *config, uint64_t t
 knit_status knit_config_set_shutdown_timeout(struct knit_config *config, uint64_t timeout_ns);
 
 /**
+ * Makes the pool start no workers (`external` true): `knit_pool_start` creates the region,
+ * reserves every worker entry and returns at once, without waiting for anyone. Workers are
+ * started by someone else (a supervisor, another program, a test) and attach by the region's
+ * name (`knit_pool_get_info`) and their index (1 to the number of workers), for example with
+ * `KNIT_REGION` and `KNIT_SLOT` in their environment and `knit_worker_from_env`. Then
+ * `knit_pool_wait_worker` waits for one, calls go to the ready ones (`knit_call_on` and
+ * `knit_call_async_on` pin a call to one), and `knit_pool_release_worker` lets one go.
+ *
+ * Such a worker is not this process's child: its death is found through its participant
+ * entry and its calls then fail with `KNIT_PEER_DIED`. The start timeout bounds only a worker
+ * that claimed its entry and never finished attaching; a reserved entry waits as long as the
+ * pool lives. With restart on, a dead worker's entry is reserved again (a new epoch) so that
+ * a new worker can attach; no process is started (`knit_pool_reserve_worker` does it on
+ * demand). `external` false undoes an earlier true: the config then names no workers until
+ * `knit_config_set_threads` or `knit_config_set_process`.
+ *
+ * Thread safety: safe from any thread.
+ */
+knit_status knit_config_set_external(struct knit_config *config, bool external);
+
+/**
  * Sets the result to a copy of `data` (`len` bytes; `data` may be NULL when `len` is 0) with
  * content type `content_type`. Replaces anything set before.
  *
@@ -1314,6 +1335,124 @@ knit_status knit_call_borrow(const struct knit_pool *pool,
                              uint32_t content_type,
                              knit_borrow_fn read,
                              void *user_data);
+
+/**
+ * Waits at most `timeout_ns` nanoseconds (0: do not wait; `KNIT_FOREVER`: no bound) until
+ * worker `worker` (1 to the number of workers, as in `knit_pool_get_worker`) is ready for
+ * calls: it attached and said HELLO for its current epoch. For pools made with
+ * `knit_config_set_external`, whose start does not wait; on other pools it returns at once
+ * once the worker is ready. `knit_pool_worker_functions` then lists its functions.
+ *
+ * Returns `KNIT_TIMED_OUT` when it is not ready in time (nothing changes: wait again),
+ * `KNIT_PEER_DIED` when it was declared dead or released, `KNIT_SHUTDOWN`, `KNIT_POISONED`,
+ * `KNIT_INVALID_ARGUMENT` for a worker out of range.
+ *
+ * Thread safety: safe from any thread, concurrently with calls.
+ */
+knit_status knit_pool_wait_worker(const struct knit_pool *pool,
+                                  uint32_t worker,
+                                  uint64_t timeout_ns);
+
+/**
+ * Lists the functions of ready worker `worker` (its HELLO, in id order): each name followed
+ * by a NUL byte, in `buffer` of `capacity` bytes. Stores in `*length` the bytes the list
+ * takes (terminators included) and writes the list only when it fits (`*length <=
+ * capacity`): call it with `capacity` 0 (and `buffer` NULL) to learn the size. Fails like
+ * `knit_pool_wait_worker` with a timeout of 0 when the worker is not ready
+ * (`KNIT_TIMED_OUT`, `KNIT_PEER_DIED`, ...).
+ *
+ * Ownership: `buffer` stays the caller's.
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `buffer` points to `capacity` writable bytes (or `capacity` is 0); `length` points to a
+ * writable `size_t`.
+ */
+knit_status knit_pool_worker_functions(const struct knit_pool *pool,
+                                       uint32_t worker,
+                                       char *buffer,
+                                       size_t capacity,
+                                       size_t *length);
+
+/**
+ * Sends worker `worker` SHUTDOWN and waits at most `timeout_ns` nanoseconds (`KNIT_FOREVER`:
+ * no bound) until its participant entry is DETACHED or DEAD, delivering its last results
+ * meanwhile. From this call on no new call goes to it; calls still outstanding once it
+ * detached fail with `KNIT_SHUTDOWN` (with `KNIT_PEER_DIED` when it died instead). An entry
+ * no worker claimed yet is withdrawn at once (a late worker then gets `KNIT_SLOT_TAKEN`). A
+ * released worker is not restarted; an external pool can reserve its entry again with
+ * `knit_pool_reserve_worker`. Releasing a worker already gone returns `KNIT_OK`.
+ *
+ * Returns `KNIT_TIMED_OUT` when the worker is still there after the timeout (the release
+ * goes on; call again to wait again), `KNIT_INVALID_ARGUMENT` for a worker out of range.
+ * `knit_pool_get_participant` tells the state the entry ended in.
+ *
+ * Thread safety: safe from any thread, concurrently with calls (which then fail as above).
+ */
+knit_status knit_pool_release_worker(const struct knit_pool *pool,
+                                     uint32_t worker,
+                                     uint64_t timeout_ns);
+
+/**
+ * Reserves worker `worker`'s entry again after its worker left, died or was released, so
+ * that a new worker can attach: its mailbox is reset and the entry gets a new epoch, stored
+ * in `*epoch` (when `epoch` is not NULL). An entry already reserved and waiting is left as it
+ * is (its current epoch is stored). Only for pools made with `knit_config_set_external`
+ * (`KNIT_INVALID_ARGUMENT` otherwise); no process is started.
+ *
+ * Returns `KNIT_SLOT_TAKEN` while a worker holds the entry (release it first), and for an
+ * entry whose worker died while attaching, before its process could be known (the protocol
+ * forbids reserving it again).
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `epoch` is NULL or points to a writable `uint32_t`.
+ */
+knit_status knit_pool_reserve_worker(const struct knit_pool *pool,
+                                     uint32_t worker,
+                                     uint32_t *epoch);
+
+/**
+ * Like `knit_call`, but on worker `worker` (1 to the number of workers) instead of the least
+ * busy one. A worker still starting is waited for (at most the start timeout and the call's
+ * deadline). `KNIT_UNKNOWN_FUNCTION` when that worker lacks `function` (nothing sent),
+ * `KNIT_PEER_DIED` when it is dead or released, `KNIT_INVALID_ARGUMENT` for a worker out of
+ * range; otherwise as `knit_call`.
+ *
+ * Ownership and thread safety: as `knit_call`.
+ *
+ * # Safety
+ * As `knit_call`.
+ */
+knit_status knit_call_on(const struct knit_pool *pool,
+                         uint32_t worker,
+                         const char *function,
+                         const uint8_t *payload,
+                         size_t len,
+                         uint32_t content_type,
+                         uint64_t deadline_ns,
+                         struct knit_response **response);
+
+/**
+ * Like `knit_call_async`, but on worker `worker` (see `knit_call_on`). A call that fails
+ * before being sent (unknown function, dead worker, worker out of range) still gives a
+ * ticket, whose outcome is the failure.
+ *
+ * Ownership and thread safety: as `knit_call_async` (free the ticket with
+ * `knit_ticket_free`).
+ *
+ * # Safety
+ * As `knit_call_async`.
+ */
+knit_status knit_call_async_on(const struct knit_pool *pool,
+                               uint32_t worker,
+                               const char *function,
+                               const uint8_t *payload,
+                               size_t len,
+                               uint32_t content_type,
+                               uint64_t deadline_ns,
+                               struct knit_ticket **ticket);
 
 /**
  * Gives the result: `*data` its first byte (NULL when empty), `*len` its length,

@@ -38,6 +38,8 @@ enum Kind {
         argv: Vec<OsString>,
         env: Vec<(OsString, OsString)>,
     },
+    /// Started by someone else (`knit_config_set_external`).
+    External,
 }
 
 /// The values set so far; `None` keeps the runtime's default.
@@ -72,9 +74,10 @@ impl Settings {
                 }
                 b.process(cmd)
             }
+            Some(Kind::External) => b.external(),
             None => {
                 return Err(Failure::invalid(
-                    "the config names no workers: call knit_config_set_threads or knit_config_set_process",
+                    "the config names no workers: call knit_config_set_threads, knit_config_set_process or knit_config_set_external",
                 ))
             }
         };
@@ -473,6 +476,37 @@ pub extern "C" fn knit_config_set_shutdown_timeout(
     guard("knit_config_set_shutdown_timeout", || {
         set(config, |s| {
             s.shutdown_timeout = Some(Duration::from_nanos(timeout_ns));
+            Ok(())
+        })
+    })
+}
+
+/// Makes the pool start no workers (`external` true): `knit_pool_start` creates the region,
+/// reserves every worker entry and returns at once, without waiting for anyone. Workers are
+/// started by someone else (a supervisor, another program, a test) and attach by the region's
+/// name (`knit_pool_get_info`) and their index (1 to the number of workers), for example with
+/// `KNIT_REGION` and `KNIT_SLOT` in their environment and `knit_worker_from_env`. Then
+/// `knit_pool_wait_worker` waits for one, calls go to the ready ones (`knit_call_on` and
+/// `knit_call_async_on` pin a call to one), and `knit_pool_release_worker` lets one go.
+///
+/// Such a worker is not this process's child: its death is found through its participant
+/// entry and its calls then fail with `KNIT_PEER_DIED`. The start timeout bounds only a worker
+/// that claimed its entry and never finished attaching; a reserved entry waits as long as the
+/// pool lives. With restart on, a dead worker's entry is reserved again (a new epoch) so that
+/// a new worker can attach; no process is started (`knit_pool_reserve_worker` does it on
+/// demand). `external` false undoes an earlier true: the config then names no workers until
+/// `knit_config_set_threads` or `knit_config_set_process`.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn knit_config_set_external(config: *mut KnitConfig, external: bool) -> KnitStatus {
+    guard("knit_config_set_external", || {
+        set(config, |s| {
+            if external {
+                s.kind = Some(Kind::External);
+            } else if matches!(s.kind, Some(Kind::External)) {
+                s.kind = None;
+            }
             Ok(())
         })
     })

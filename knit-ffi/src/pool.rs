@@ -15,6 +15,7 @@ use crate::handle::{self, Object};
 use crate::region::{participant_info, region_info, KnitParticipantInfo, KnitRegionInfo};
 use crate::response::{self, KnitResponse};
 use crate::status::{guard, Failure, FfiResult, KnitStatus};
+use crate::ticket::{KnitTicket, TicketObject};
 use crate::KnitConfig;
 
 /// A host and its workers (opaque).
@@ -373,4 +374,212 @@ pub unsafe extern "C" fn knit_call_borrow(
             })?;
         Ok(())
     })
+}
+
+/// Waits at most `timeout_ns` nanoseconds (0: do not wait; `KNIT_FOREVER`: no bound) until
+/// worker `worker` (1 to the number of workers, as in `knit_pool_get_worker`) is ready for
+/// calls: it attached and said HELLO for its current epoch. For pools made with
+/// `knit_config_set_external`, whose start does not wait; on other pools it returns at once
+/// once the worker is ready. `knit_pool_worker_functions` then lists its functions.
+///
+/// Returns `KNIT_TIMED_OUT` when it is not ready in time (nothing changes: wait again),
+/// `KNIT_PEER_DIED` when it was declared dead or released, `KNIT_SHUTDOWN`, `KNIT_POISONED`,
+/// `KNIT_INVALID_ARGUMENT` for a worker out of range.
+///
+/// Thread safety: safe from any thread, concurrently with calls.
+#[no_mangle]
+pub extern "C" fn knit_pool_wait_worker(
+    pool: *const KnitPool,
+    worker: u32,
+    timeout_ns: u64,
+) -> KnitStatus {
+    guard("knit_pool_wait_worker", || {
+        let p = handle::get::<PoolObject>(pool)?;
+        p.pool.wait_worker(worker, wait_bound(timeout_ns))?;
+        Ok(())
+    })
+}
+
+/// Lists the functions of ready worker `worker` (its HELLO, in id order): each name followed
+/// by a NUL byte, in `buffer` of `capacity` bytes. Stores in `*length` the bytes the list
+/// takes (terminators included) and writes the list only when it fits (`*length <=
+/// capacity`): call it with `capacity` 0 (and `buffer` NULL) to learn the size. Fails like
+/// `knit_pool_wait_worker` with a timeout of 0 when the worker is not ready
+/// (`KNIT_TIMED_OUT`, `KNIT_PEER_DIED`, ...).
+///
+/// Ownership: `buffer` stays the caller's.
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `buffer` points to `capacity` writable bytes (or `capacity` is 0); `length` points to a
+/// writable `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_pool_worker_functions(
+    pool: *const KnitPool,
+    worker: u32,
+    buffer: *mut c_char,
+    capacity: usize,
+    length: *mut usize,
+) -> KnitStatus {
+    guard("knit_pool_worker_functions", || {
+        let length = out(length, "length")?;
+        let p = handle::get::<PoolObject>(pool)?;
+        let names = p.pool.wait_worker(worker, Duration::ZERO)?;
+        let mut list = Vec::new();
+        for name in &names {
+            list.extend_from_slice(name.as_bytes());
+            list.push(0);
+        }
+        if list.len() <= capacity && !list.is_empty() {
+            let buffer = out(buffer, "buffer")?;
+            // SAFETY: `buffer` holds `capacity` ≥ `list.len()` writable bytes (the caller's
+            // contract), which cannot overlap the private `list`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(list.as_ptr(), buffer.cast::<u8>(), list.len());
+            }
+        }
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { store(length, list.len()) };
+        Ok(())
+    })
+}
+
+/// Sends worker `worker` SHUTDOWN and waits at most `timeout_ns` nanoseconds (`KNIT_FOREVER`:
+/// no bound) until its participant entry is DETACHED or DEAD, delivering its last results
+/// meanwhile. From this call on no new call goes to it; calls still outstanding once it
+/// detached fail with `KNIT_SHUTDOWN` (with `KNIT_PEER_DIED` when it died instead). An entry
+/// no worker claimed yet is withdrawn at once (a late worker then gets `KNIT_SLOT_TAKEN`). A
+/// released worker is not restarted; an external pool can reserve its entry again with
+/// `knit_pool_reserve_worker`. Releasing a worker already gone returns `KNIT_OK`.
+///
+/// Returns `KNIT_TIMED_OUT` when the worker is still there after the timeout (the release
+/// goes on; call again to wait again), `KNIT_INVALID_ARGUMENT` for a worker out of range.
+/// `knit_pool_get_participant` tells the state the entry ended in.
+///
+/// Thread safety: safe from any thread, concurrently with calls (which then fail as above).
+#[no_mangle]
+pub extern "C" fn knit_pool_release_worker(
+    pool: *const KnitPool,
+    worker: u32,
+    timeout_ns: u64,
+) -> KnitStatus {
+    guard("knit_pool_release_worker", || {
+        let p = handle::get::<PoolObject>(pool)?;
+        p.pool.release_worker(worker, wait_bound(timeout_ns))?;
+        Ok(())
+    })
+}
+
+/// Reserves worker `worker`'s entry again after its worker left, died or was released, so
+/// that a new worker can attach: its mailbox is reset and the entry gets a new epoch, stored
+/// in `*epoch` (when `epoch` is not NULL). An entry already reserved and waiting is left as it
+/// is (its current epoch is stored). Only for pools made with `knit_config_set_external`
+/// (`KNIT_INVALID_ARGUMENT` otherwise); no process is started.
+///
+/// Returns `KNIT_SLOT_TAKEN` while a worker holds the entry (release it first), and for an
+/// entry whose worker died while attaching, before its process could be known (the protocol
+/// forbids reserving it again).
+///
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `epoch` is NULL or points to a writable `uint32_t`.
+#[no_mangle]
+pub unsafe extern "C" fn knit_pool_reserve_worker(
+    pool: *const KnitPool,
+    worker: u32,
+    epoch: *mut u32,
+) -> KnitStatus {
+    guard("knit_pool_reserve_worker", || {
+        let p = handle::get::<PoolObject>(pool)?;
+        let e = p.pool.reserve_worker(worker)?;
+        if !epoch.is_null() {
+            // SAFETY: not NULL; writable by the caller's contract.
+            unsafe { store(epoch, e) };
+        }
+        Ok(())
+    })
+}
+
+/// Like `knit_call`, but on worker `worker` (1 to the number of workers) instead of the least
+/// busy one. A worker still starting is waited for (at most the start timeout and the call's
+/// deadline). `KNIT_UNKNOWN_FUNCTION` when that worker lacks `function` (nothing sent),
+/// `KNIT_PEER_DIED` when it is dead or released, `KNIT_INVALID_ARGUMENT` for a worker out of
+/// range; otherwise as `knit_call`.
+///
+/// Ownership and thread safety: as `knit_call`.
+///
+/// # Safety
+/// As `knit_call`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // The C signature of `knit_call` plus the worker.
+pub unsafe extern "C" fn knit_call_on(
+    pool: *const KnitPool,
+    worker: u32,
+    function: *const c_char,
+    payload: *const u8,
+    len: usize,
+    content_type: u32,
+    deadline_ns: u64,
+    response: *mut *mut KnitResponse,
+) -> KnitStatus {
+    // SAFETY: the caller's contract for `response`.
+    unsafe { response::clear(response) };
+    guard("knit_call_on", || {
+        let p = handle::get::<PoolObject>(pool)?;
+        // SAFETY: the caller's contract for `function` and `payload`.
+        let (name, payload) = unsafe { call_args(function, payload, len) }?;
+        let result = p.pool.call_on(
+            worker,
+            name,
+            Payload::new(payload, content_type),
+            options(content_type, deadline_ns),
+        )?;
+        // SAFETY: the caller's contract for `response`.
+        unsafe { response::publish(result, response) }
+    })
+}
+
+/// Like `knit_call_async`, but on worker `worker` (see `knit_call_on`). A call that fails
+/// before being sent (unknown function, dead worker, worker out of range) still gives a
+/// ticket, whose outcome is the failure.
+///
+/// Ownership and thread safety: as `knit_call_async` (free the ticket with
+/// `knit_ticket_free`).
+///
+/// # Safety
+/// As `knit_call_async`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // The C signature of `knit_call_async` plus the worker.
+pub unsafe extern "C" fn knit_call_async_on(
+    pool: *const KnitPool,
+    worker: u32,
+    function: *const c_char,
+    payload: *const u8,
+    len: usize,
+    content_type: u32,
+    deadline_ns: u64,
+    ticket: *mut *mut KnitTicket,
+) -> KnitStatus {
+    guard("knit_call_async_on", || {
+        let ticket = out(ticket, "ticket")?;
+        let p = handle::get::<PoolObject>(pool)?;
+        // SAFETY: the caller's contract for `function` and `payload`.
+        let (name, payload) = unsafe { call_args(function, payload, len) }?;
+        let future = p.pool.call_async_on(
+            worker,
+            name,
+            Payload::new(payload, content_type),
+            options(content_type, deadline_ns),
+        );
+        let h = handle::register(TicketObject::new(future))?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { store(ticket, h) };
+        Ok(())
+    })
+}
+
+/// A wait bound from C: `KNIT_FOREVER` is about 584 years, long enough to mean "no bound".
+fn wait_bound(timeout_ns: u64) -> Duration {
+    crate::args::timeout(timeout_ns).unwrap_or(Duration::MAX)
 }

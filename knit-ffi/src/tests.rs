@@ -269,3 +269,149 @@ fn handler_only_functions_refuse_outside_a_handler() {
     assert_eq!(knit_sender_close(null_mut()), KNIT_INVALID_ARGUMENT);
     assert_eq!(knit_receiver_free(null_mut()), KNIT_INVALID_ARGUMENT);
 }
+
+/// A pool that starts no workers (`knit_config_set_external`) adopts one that attaches by the
+/// region's name and its index; pinned calls, the function list, release and a new epoch.
+fn external_pool() -> (*mut KnitPool, String) {
+    let mut config = null_mut();
+    let mut pool = null_mut();
+    // SAFETY: live locals.
+    unsafe {
+        assert_eq!(knit_config_new(&mut config), KNIT_OK);
+        assert_eq!(knit_config_set_external(config, true), KNIT_OK);
+        assert_eq!(
+            knit_pool_start(config, &mut pool),
+            KNIT_OK,
+            "{}",
+            last_message()
+        );
+        assert_eq!(knit_config_free(config), KNIT_OK);
+    }
+    let mut info = KnitRegionInfo {
+        struct_size: u32::try_from(std::mem::size_of::<KnitRegionInfo>()).unwrap_or(0),
+        // SAFETY: a plain C struct of integers and a char array: all zeros is a valid value.
+        ..unsafe { std::mem::zeroed() }
+    };
+    // SAFETY: a live handle and a sized struct.
+    assert_eq!(unsafe { knit_pool_get_info(pool, &mut info) }, KNIT_OK);
+    // SAFETY: the library NUL-terminates the name.
+    let name = unsafe { CStr::from_ptr(info.name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    (pool, name)
+}
+
+#[test]
+fn an_external_pool_adopts_a_worker_it_did_not_start() {
+    let (pool, name) = external_pool();
+    // Nobody attached yet: no HELLO, and no function list.
+    assert_eq!(knit_pool_wait_worker(pool, 1, 0), KNIT_TIMED_OUT);
+    let mut length = 0usize;
+    // SAFETY: capacity 0 with a NULL buffer asks for the size only.
+    let status = unsafe { knit_pool_worker_functions(pool, 1, null_mut(), 0, &mut length) };
+    assert_eq!(status, KNIT_TIMED_OUT);
+    assert_eq!(knit_pool_wait_worker(pool, 2, 0), KNIT_INVALID_ARGUMENT);
+
+    let worker = knit_rt::Worker::new(name, 1)
+        .handle("echo", |_ctx, req| Ok(req.payload.to_vec()))
+        .handle("hi", |_ctx, _req| Ok(b"hi".to_vec()));
+    let served = std::thread::spawn(move || worker.serve());
+    assert_eq!(
+        knit_pool_wait_worker(pool, 1, KNIT_FOREVER),
+        KNIT_OK,
+        "{}",
+        last_message()
+    );
+    // SAFETY: as above.
+    let status = unsafe { knit_pool_worker_functions(pool, 1, null_mut(), 0, &mut length) };
+    assert_eq!(status, KNIT_OK);
+    assert_eq!(length, b"echo\0hi\0".len());
+    let mut names = vec![0 as std::ffi::c_char; length];
+    // SAFETY: `length` writable bytes.
+    let status =
+        unsafe { knit_pool_worker_functions(pool, 1, names.as_mut_ptr(), length, &mut length) };
+    assert_eq!(status, KNIT_OK);
+    let names: Vec<u8> = names.iter().map(|&c| c.to_ne_bytes()[0]).collect();
+    assert_eq!(names, b"echo\0hi\0");
+
+    let mut response = null_mut();
+    // SAFETY: live handles and buffers.
+    let status = unsafe {
+        knit_call_on(
+            pool,
+            1,
+            c"echo".as_ptr(),
+            b"on".as_ptr(),
+            2,
+            0,
+            0,
+            &mut response,
+        )
+    };
+    assert_eq!(status, KNIT_OK, "{}", last_message());
+    assert_eq!(take(response), b"on");
+    let mut ticket = null_mut();
+    // SAFETY: as above.
+    let status =
+        unsafe { knit_call_async_on(pool, 1, c"hi".as_ptr(), null(), 0, 0, 0, &mut ticket) };
+    assert_eq!(status, KNIT_OK);
+    // SAFETY: a live ticket.
+    let status = unsafe { knit_ticket_wait(ticket, KNIT_FOREVER, &mut response) };
+    assert_eq!(status, KNIT_OK, "{}", last_message());
+    assert_eq!(take(response), b"hi");
+    assert_eq!(knit_ticket_free(ticket), KNIT_OK);
+    // A pinned async call that cannot be sent still gives a ticket with the failure.
+    // SAFETY: as above.
+    let status =
+        unsafe { knit_call_async_on(pool, 1, c"nope".as_ptr(), null(), 0, 0, 0, &mut ticket) };
+    assert_eq!(status, KNIT_OK);
+    // SAFETY: a live ticket.
+    let status = unsafe { knit_ticket_wait(ticket, KNIT_FOREVER, &mut response) };
+    assert_eq!(status, KNIT_UNKNOWN_FUNCTION);
+    assert_eq!(knit_ticket_free(ticket), KNIT_OK);
+
+    release_and_reserve_again(pool, served);
+}
+
+/// Releases worker 1 (which must then end its serve loop cleanly) and reserves its entry again.
+fn release_and_reserve_again(
+    pool: *mut KnitPool,
+    served: std::thread::JoinHandle<knit_rt::Result<knit_rt::ServeOutcome>>,
+) {
+    let mut response = null_mut();
+    let mut epoch = 0u32;
+    // SAFETY: a live local.
+    let status = unsafe { knit_pool_reserve_worker(pool, 1, &mut epoch) };
+    assert_eq!(status, KNIT_SLOT_TAKEN, "the worker holds the entry");
+    assert_eq!(
+        knit_pool_release_worker(pool, 1, KNIT_FOREVER),
+        KNIT_OK,
+        "{}",
+        last_message()
+    );
+    assert!(matches!(
+        served.join(),
+        Ok(Ok(knit_rt::ServeOutcome::Shutdown))
+    ));
+    // SAFETY: as above.
+    let status = unsafe { knit_call_on(pool, 1, c"echo".as_ptr(), null(), 0, 0, 0, &mut response) };
+    assert_eq!(status, KNIT_PEER_DIED);
+    // SAFETY: a live local.
+    let status = unsafe { knit_pool_reserve_worker(pool, 1, &mut epoch) };
+    assert_eq!(status, KNIT_OK);
+    assert_eq!(epoch, 2);
+    let mut participant = KnitParticipantInfo {
+        struct_size: u32::try_from(std::mem::size_of::<KnitParticipantInfo>()).unwrap_or(0),
+        // SAFETY: a plain C struct: all zeros is a valid value.
+        ..unsafe { std::mem::zeroed() }
+    };
+    // SAFETY: a live handle and a sized struct.
+    let status = unsafe { knit_pool_get_participant(pool, 1, &mut participant) };
+    assert_eq!(status, KNIT_OK);
+    assert_eq!(
+        (participant.state, participant.epoch),
+        (1, 2),
+        "RESERVED, epoch 2"
+    );
+    assert_eq!(knit_pool_free(pool), KNIT_OK);
+}

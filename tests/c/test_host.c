@@ -1,5 +1,6 @@
 /* The C host tests of libknit: a C host calling C handlers on thread workers, a C worker
- * process and a Rust worker process; async calls (tickets, wait-any, callbacks), loans,
+ * process and a Rust worker process, the same workers started outside the pool (external);
+ * async calls (tickets, wait-any, callbacks), loans,
  * inspection, every error path, and a leak check of handles at the end.
  *
  * Usage: test_host C_WORKER RUST_WORKER    (paths of tests/c/worker.c built, and of
@@ -7,8 +8,11 @@
 #include "knit_test.h" /* first: it sets the POSIX feature level */
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int test_failures;
 
@@ -1416,6 +1420,120 @@ static void test_region(void) {
     CHECK_STATUS(knit_region_attach(name, 0, &seen), KNIT_OS_ERROR);
 }
 
+/* ---------------------------------------------------------------- external workers */
+
+/* Starts `program` as a worker of region `name`, entry `slot`, the way a supervisor would
+ * (MAP-5: KNIT_REGION and KNIT_SLOT); the pool did not start it and is not told its pid. */
+static pid_t start_external(const char *program, const char *name, unsigned slot) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        char slot_text[16];
+        snprintf(slot_text, sizeof slot_text, "%u", slot);
+        setenv("KNIT_REGION", name, 1);
+        setenv("KNIT_SLOT", slot_text, 1);
+        execl(program, program, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int exit_code(pid_t pid) {
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void check_echo_on(knit_pool *pool, uint32_t worker, const char *text) {
+    knit_response *r = NULL;
+    CHECK_STATUS(knit_call_on(pool, worker, "echo", (const uint8_t *)text, strlen(text), KNIT_CONTENT_UTF8, 0, &r),
+                 KNIT_OK);
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    if (r && knit_response_get(r, &data, &len, NULL) == KNIT_OK) {
+        CHECK(len == strlen(text) && memcmp(data, text, len) == 0);
+    }
+    knit_response_free(r);
+}
+
+/* A pool that starts no workers adopts a C worker and a Rust worker started here; pinned
+ * calls, release (the worker exits cleanly), a new epoch, and a kill -9 found through the
+ * participant entry (the worker is not the pool's child). */
+static void test_external(const char *c_worker, const char *rust_worker) {
+    fprintf(stderr, "  external workers: %s, %s\n", c_worker, rust_worker);
+    knit_config *cfg = NULL;
+    REQUIRE_OK(knit_config_new(&cfg));
+    REQUIRE_OK(knit_config_set_workers(cfg, 2));
+    REQUIRE_OK(knit_config_set_external(cfg, true));
+    knit_pool *pool = start_pool(cfg);
+    /* false undoes true: the config names no workers again. */
+    CHECK_STATUS(knit_config_set_external(cfg, false), KNIT_OK);
+    knit_pool *none = NULL;
+    CHECK_STATUS(knit_pool_start(cfg, &none), KNIT_INVALID_ARGUMENT);
+    knit_config_free(cfg);
+    if (!pool) return;
+    knit_region_info info = {.struct_size = sizeof info};
+    REQUIRE_OK(knit_pool_get_info(pool, &info));
+    knit_participant_info p = {.struct_size = sizeof p};
+    REQUIRE_OK(knit_pool_get_participant(pool, 1, &p));
+    CHECK(p.state == 1 && p.epoch == 1); /* RESERVED before anyone knows the name */
+    CHECK_STATUS(knit_pool_wait_worker(pool, 1, 0), KNIT_TIMED_OUT);
+    CHECK_STATUS(knit_pool_wait_worker(pool, 3, 0), KNIT_INVALID_ARGUMENT);
+
+    pid_t c_pid = start_external(c_worker, info.name, 1);
+    pid_t rust_pid = start_external(rust_worker, info.name, 2);
+    CHECK_STATUS(knit_pool_wait_worker(pool, 1, 20000000000ULL), KNIT_OK);
+    CHECK_STATUS(knit_pool_wait_worker(pool, 2, 20000000000ULL), KNIT_OK);
+    size_t length = 0;
+    CHECK_STATUS(knit_pool_worker_functions(pool, 2, NULL, 0, &length), KNIT_OK);
+    char *names = calloc(1, length + 1);
+    CHECK_STATUS(knit_pool_worker_functions(pool, 2, names, length, &length), KNIT_OK);
+    int has_echo = 0;
+    for (size_t at = 0; names && at < length; at += strlen(names + at) + 1) {
+        has_echo |= strcmp(names + at, "echo") == 0;
+    }
+    CHECK(has_echo);
+    free(names);
+    knit_worker_info wi = {.struct_size = sizeof wi};
+    REQUIRE_OK(knit_pool_get_worker(pool, 2, &wi));
+    CHECK(wi.ready && (pid_t)wi.pid == rust_pid);
+
+    check_echo_on(pool, 1, "to the C worker");
+    check_echo_on(pool, 2, "to the Rust worker");
+    knit_ticket *t = NULL;
+    REQUIRE_OK(knit_call_async_on(pool, 1, "nope", NULL, 0, 0, 0, &t));
+    CHECK_STATUS(knit_ticket_wait(t, KNIT_FOREVER, NULL), KNIT_UNKNOWN_FUNCTION);
+    knit_ticket_free(t);
+
+    /* Release: SHUTDOWN, the worker detaches and exits 0; its entry can be reserved again. */
+    uint32_t epoch = 0;
+    CHECK_STATUS(knit_pool_reserve_worker(pool, 1, &epoch), KNIT_SLOT_TAKEN);
+    CHECK_STATUS(knit_pool_release_worker(pool, 1, 20000000000ULL), KNIT_OK);
+    CHECK(exit_code(c_pid) == 0);
+    REQUIRE_OK(knit_pool_get_participant(pool, 1, &p));
+    CHECK(p.state == 4); /* DETACHED */
+    CHECK_STATUS(knit_call_on(pool, 1, "echo", NULL, 0, 0, 0, NULL), KNIT_PEER_DIED);
+    CHECK_STATUS(knit_pool_reserve_worker(pool, 1, &epoch), KNIT_OK);
+    CHECK(epoch == 2);
+    c_pid = start_external(c_worker, info.name, 1);
+    CHECK_STATUS(knit_pool_wait_worker(pool, 1, 20000000000ULL), KNIT_OK);
+    check_echo_on(pool, 1, "to the C worker, epoch 2");
+
+    /* kill -9 mid-call: the pool is not its parent, the entry's identity tells (LIVE-2). */
+    uint8_t ms[8];
+    knit_test_put_u64(ms, 60000);
+    REQUIRE_OK(knit_call_async_on(pool, 2, "sleep_until_cancelled", ms, 8, KNIT_CONTENT_BYTES, 0, &t));
+    knit_test_sleep_ms(20);
+    kill(rust_pid, SIGKILL);
+    CHECK(exit_code(rust_pid) == 128 + SIGKILL);
+    CHECK_STATUS(knit_ticket_wait(t, 20000000000ULL, NULL), KNIT_PEER_DIED);
+    knit_ticket_free(t);
+    REQUIRE_OK(knit_pool_get_worker(pool, 2, &wi));
+    CHECK(wi.dead && !wi.ready);
+
+    CHECK_STATUS(knit_pool_free(pool), KNIT_OK);
+    CHECK(exit_code(c_pid) == 0); /* the pool's shutdown let the adopted worker go */
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s C_WORKER RUST_WORKER\n", argv[0]);
@@ -1429,6 +1547,7 @@ int main(int argc, char **argv) {
     test_process_worker(argv[1], "C");
     test_c_worker_extras(argv[1]);
     test_process_worker(argv[2], "Rust");
+    test_external(argv[1], argv[2]);
     test_region();
 
     /* Leak check: every handle created above was freed. */
