@@ -258,16 +258,13 @@ pub unsafe extern "C" fn knit_call_async_loan(
         // SAFETY: the caller's contract for `function`.
         let name = unsafe { string(function, "function") }?;
         let fill = fill.ok_or_else(|| Failure::invalid("fill is NULL"))?;
-        let future = p.pool.call_loan_async(
-            name,
-            len,
-            options(content_type, deadline_ns),
-            |buf| {
+        let future = p
+            .pool
+            .call_loan_async(name, len, options(content_type, deadline_ns), |buf| {
                 // SAFETY: `buf` is the loaned space of exactly `buf.len()` bytes, writable
                 // until this closure returns; the fill function's contract is the caller's.
                 unsafe { fill(user_data, buf.as_mut_ptr(), buf.len()) };
-            },
-        );
+            });
         let h = handle::register(TicketObject::new(future))?;
         // SAFETY: checked non-NULL; writable by the caller's contract.
         unsafe { store(ticket, h) };

@@ -94,7 +94,10 @@ fn run(shared: &Watcher) {
                     .wait(q)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            (std::mem::take(&mut q.incoming), std::mem::take(&mut q.woken))
+            (
+                std::mem::take(&mut q.incoming),
+                std::mem::take(&mut q.woken),
+            )
         };
         let mut due = woken;
         for (id, watch) in incoming {
