@@ -3,7 +3,8 @@
 // interprets a payload (CT-1); this is the binding's codec, the mirror of the Python one:
 //
 //   value                                  content type   sent as
-//   undefined / null (no argument)         BYTES          empty payload (null: JSON with {json})
+//   undefined (no argument)                BYTES          empty payload
+//   null                                   JSON           null
 //   Buffer, Uint8Array, ArrayBuffer        BYTES          its bytes
 //   string                                 UTF8           UTF-8
 //   other TypedArrays, knit.typed(a,shape) TYPED_ARRAY    dtype + shape header, the elements
@@ -122,7 +123,8 @@ function encode(value, contentType) {
   if (contentType === JSON_CT && !ArrayBuffer.isView(value) && !(value instanceof ArrayBuffer)) {
     return { data: json(value === undefined ? null : value), contentType: JSON_CT };
   }
-  if (value === undefined || value === null) return { data: EMPTY, contentType: contentType ?? BYTES };
+  if (value === undefined) return { data: EMPTY, contentType: contentType ?? BYTES };
+  if (value === null) return { data: json(null), contentType: JSON_CT };
   if (typeof value === 'string') return { data: Buffer.from(value, 'utf8'), contentType: contentType ?? UTF8 };
   if (value instanceof Payload) return { data: value.data, contentType: contentType ?? value.contentType };
   if (Buffer.isBuffer(value) || value instanceof Uint8Array || value instanceof ArrayBuffer) {
@@ -134,7 +136,9 @@ function encode(value, contentType) {
   if (ArrayBuffer.isView(value)) {
     const d = value instanceof DataView ? null : BY_ARRAY.get(value.constructor);
     if (!d || contentType !== undefined) return { data: toBuffer(value), contentType: contentType ?? BYTES };
-    return { data: arrayPayload(d.code, [value.length], toBuffer(value)), contentType: TYPED_ARRAY };
+    // A decoded array keeps its shape (a non-enumerable `shape`); others are one-dimensional.
+    const shape = Array.isArray(value.shape) && value.shape.reduce((a, b) => a * b, 1) === value.length ? value.shape : [value.length];
+    return { data: arrayPayload(d.code, shape, toBuffer(value)), contentType: TYPED_ARRAY };
   }
   if (typeof value === 'bigint') throw new TypeError('cannot send a bigint as JSON');
   return { data: json(value), contentType: contentType ?? JSON_CT };

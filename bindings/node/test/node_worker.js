@@ -5,6 +5,7 @@
 const knit = require(process.env.KNIT_NODE_PACKAGE || '../lib');
 const { wordChecksum } = require('./checks');
 
+let aborts = 0;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function u64(buf, what) {
@@ -96,11 +97,19 @@ const handlers = {
     }
     return { count, bytes };
   },
-  // Waits until the caller cancels (ctx.signal), then says it saw it.
+  // Waits until the caller cancels (ctx.signal) and counts it; abort_count tells.
   wait_for_abort: (_v, ctx) =>
     new Promise((resolve) => {
-      ctx.signal.addEventListener('abort', () => resolve('saw the abort'), { once: true });
+      ctx.signal.addEventListener(
+        'abort',
+        () => {
+          aborts += 1;
+          resolve('saw the abort');
+        },
+        { once: true },
+      );
     }),
+  abort_count: () => aborts,
   // Sends `n` messages of `size` bytes: with a small channel ring the host's reading paces it.
   flood: knit.handler(
     async (ctx) => {
