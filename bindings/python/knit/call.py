@@ -34,10 +34,11 @@ class Call(Closing):
     on every later ``result()``), ``cancel()`` cancels it at the worker (CANCEL-1),
     ``channel()`` takes the channel its handler streams on."""
 
-    __slots__ = ("__weakref__", "_error", "_h", "_result")
+    __slots__ = ("__weakref__", "_error", "_h", "_raw", "_result")
 
     def __init__(self, handle: int) -> None:
         self._h: int | None = handle
+        self._raw: tuple[bytes, int] | None = None
         self._result: Any = _UNSET
         self._error: KnitError | None = None
 
@@ -48,7 +49,7 @@ class Call(Closing):
 
     def done(self) -> bool:
         """Whether the outcome is ready (never blocks)."""
-        if self._result is not _UNSET or self._error is not None:
+        if self._raw is not None or self._error is not None:
             return True
         flag = c_bool(False)
         check(lib.knit_ticket_poll(self._handle(), byref(flag)))
@@ -58,7 +59,18 @@ class Call(Closing):
         """The call's result, waiting at most ``timeout`` seconds (None: no bound); raises the
         call's error, or :class:`knit.TimedOut` when it has not finished in time (the call
         goes on)."""
-        if self._result is _UNSET and self._error is None:
+        data, ct = self.result_bytes(timeout)
+        if self._result is _UNSET:
+            try:
+                self._result = payload.decode(data, ct)
+            except KnitError as e:
+                self._error = e
+                raise
+        return self._result
+
+    def result_bytes(self, timeout: float | None = None) -> tuple[bytes, int]:
+        """Like :meth:`result`, but the result undecoded: its bytes and content type."""
+        if self._raw is None and self._error is None:
             response = c_void_p()
             bound = timeout_ns(timeout)
             status = lib.knit_ticket_wait(self._handle(), bound, byref(response))
@@ -70,14 +82,11 @@ class Call(Closing):
                 except KnitError as e:
                     self._error = e
             else:
-                data, ct = take_bytes(response.value or 0)
-                try:
-                    self._result = payload.decode(data, ct)
-                except KnitError as e:
-                    self._error = e
+                self._raw = take_bytes(response.value or 0)
         if self._error is not None:
             raise self._error
-        return self._result
+        assert self._raw is not None
+        return self._raw
 
     def cancel(self) -> None:
         """Cancels the call: the worker is told, and the outcome becomes

@@ -158,13 +158,18 @@ def _close_pools() -> None:
 
 class Pool:
     """A host and its workers: processes started from ``command`` (any language speaking
-    Knit), or threads of this process running Python ``handlers``.
+    Knit), threads of this process running Python ``handlers``, or (``external=True``)
+    workers that someone else starts: the pool then only reserves their entries and adopts
+    whoever attaches to the region (``info().name``) as worker 1 to ``workers``, for example
+    a process given ``KNIT_REGION`` and ``KNIT_SLOT``; :meth:`wait_worker` waits for one,
+    :meth:`call_on` and :meth:`submit_on` pin a call to one, :meth:`release_worker` lets one
+    go and :meth:`reserve_worker` makes its entry ready for the next.
 
     Options (None keeps the library's default): ``workers`` (1 to 1024); ``deadline`` the
     default call deadline in seconds; ``restart`` a dead worker; ``spin`` ("balanced",
     "lowest-latency", "none" or a number of re-checks); ``ring_size`` of request and response
-    rings (bytes, power of two); ``channels`` slots (default 8, 0 for none) of
-    ``channel_ring`` bytes; ``inflight`` calls per worker; ``max_message_len``;
+    rings (bytes, power of two; a pair for different sizes); ``channels`` slots (default 8, 0
+    for none) of ``channel_ring`` bytes; ``inflight`` calls per worker; ``max_message_len``;
     ``backpressure`` "wait" or "error" (full ring: wait, or raise WouldBlock);
     ``start_timeout`` / ``shutdown_timeout`` in seconds; ``env`` added to the workers'
     environment.
@@ -176,11 +181,12 @@ class Pool:
         *,
         workers: int = 1,
         handlers: Functions | None = None,
+        external: bool = False,
         env: Mapping[str, str] | None = None,
         deadline: float | None = None,
         restart: bool = False,
         spin: str | int | None = None,
-        ring_size: int | None = None,
+        ring_size: int | tuple[int, int] | None = None,
         channels: int = DEFAULT_CHANNELS,
         channel_ring: int = DEFAULT_CHANNEL_RING,
         inflight: int | None = None,
@@ -190,8 +196,11 @@ class Pool:
         shutdown_timeout: float | None = None,
     ) -> None:
         self._h: int | None = None
-        if (command is None) == (handlers is None):
-            raise ValueError("give either command (process workers) or handlers (thread workers)")
+        if (command is not None) + (handlers is not None) + bool(external) != 1:
+            raise ValueError(
+                "give one of command (process workers), handlers (thread workers) "
+                "or external=True (workers started by someone else)"
+            )
         self._names: dict[str, bytes] = {}
         self.call = _CallProxy(self)
         """Blocking calls: ``pool.call(name, value)`` or ``pool.call.name(value)``."""
@@ -213,12 +222,17 @@ class Pool:
                     pairs = [f"{k}={v}".encode() for k, v in env.items()]
                     c_env = (ctypes.c_char_p * (len(pairs) + 1))(*pairs, None)
                 check(lib.knit_config_set_process(c, c_argv, c_env))
+            elif external:
+                check(lib.knit_config_set_external(c, True))
             else:
                 handler_set = HandlerSet(handlers or {})
                 check(lib.knit_config_set_threads(c, handler_set.handle))
             check(lib.knit_config_set_spin(c, *spin_policy(spin)))
             if ring_size is not None:
-                check(lib.knit_config_set_ring_sizes(c, ring_size, ring_size))
+                request, response = (
+                    ring_size if isinstance(ring_size, tuple) else (ring_size, ring_size)
+                )
+                check(lib.knit_config_set_ring_sizes(c, request, response))
             if channels:
                 check(lib.knit_config_set_channels(c, channels, channel_ring))
             if inflight is not None:
@@ -358,13 +372,16 @@ class Pool:
         deadline: float | None,
         content_type: int | None,
         *outs: c_void_p,
+        on: int | None = None,
     ) -> None:
         """Encodes ``value``, lends its bytes to ``cfn(pool, name, address, length, content
-        type, deadline, *outs)`` (one of libknit's call functions) and raises on failure."""
+        type, deadline, *outs)`` (one of libknit's call functions; with ``on``, a pinned one
+        that takes the worker after the pool) and raises on failure."""
         out = payload.encode(value, content_type)
+        target = (self._handle(),) if on is None else (self._handle(), on)
         with Exported(out.contiguous()) as e:
             status = cfn(
-                self._handle(),
+                *target,
                 self._name(function),
                 e.address,
                 e.nbytes,
@@ -532,6 +549,77 @@ class Pool:
         """Calls a streaming function: iterate the returned :class:`Stream` for the messages
         of its channel, then ``result()`` for the call's result."""
         return Stream(self.submit(function, value, deadline=deadline, content_type=content_type))
+
+    # -- workers started by someone else (external=True) and pinned calls -------------------
+
+    def wait_worker(self, index: int, timeout: float | None = None) -> list[str]:
+        """Waits at most ``timeout`` seconds (None: no bound) until worker ``index`` (1 to
+        the number of workers) attached and said HELLO, and returns its function names in id
+        order. Raises TimedOut when it did not (nothing changes: wait again), PeerDied when
+        it was declared dead or released."""
+        h = self._handle()
+        check(
+            lib.knit_pool_wait_worker(
+                h, index, FOREVER if timeout is None else seconds_to_ns(timeout)
+            )
+        )
+        length = ctypes.c_size_t(0)
+        check(lib.knit_pool_worker_functions(h, index, None, 0, byref(length)))
+        buffer = ctypes.create_string_buffer(length.value)
+        check(lib.knit_pool_worker_functions(h, index, buffer, length.value, byref(length)))
+        listed = buffer.raw[: length.value]
+        return [n.decode("utf-8") for n in listed.split(b"\0")[:-1]]
+
+    def call_on(
+        self,
+        index: int,
+        function: str,
+        value: Any = payload.NOTHING,
+        *,
+        deadline: float | None = None,
+        content_type: int | None = None,
+    ) -> Any:
+        """Like ``call``, but on worker ``index`` rather than the least busy one (a worker
+        still starting is waited for, at most the start timeout)."""
+        response = c_void_p()
+        self._start(lib.knit_call_on, function, value, deadline, content_type, response, on=index)
+        data, ct = take_bytes(response.value or 0)
+        return payload.decode(data, ct)
+
+    def submit_on(
+        self,
+        index: int,
+        function: str,
+        value: Any = payload.NOTHING,
+        *,
+        deadline: float | None = None,
+        content_type: int | None = None,
+    ) -> Call:
+        """Like :meth:`submit`, but on worker ``index``."""
+        ticket = c_void_p()
+        self._start(
+            lib.knit_call_async_on, function, value, deadline, content_type, ticket, on=index
+        )
+        return Call(ticket.value or 0)
+
+    def release_worker(self, index: int, timeout: float | None = None) -> ParticipantState:
+        """Sends worker ``index`` SHUTDOWN and waits at most ``timeout`` seconds (None: no
+        bound) until it detached or died; returns its participant entry then. No new call
+        goes to it; calls still outstanding fail with Shutdown (PeerDied if it died). An
+        entry nobody claimed yet is withdrawn at once. Raises TimedOut when it is still
+        there (the release goes on)."""
+        ns = FOREVER if timeout is None else seconds_to_ns(timeout)
+        check(lib.knit_pool_release_worker(self._handle(), index, ns))
+        return self.participant(index)
+
+    def reserve_worker(self, index: int) -> int:
+        """Reserves worker ``index``'s entry again after its worker left, died or was
+        released (external pools only), so that a new one can attach; returns the entry's
+        new epoch (its current one when it is already waiting). Raises SlotTaken while a
+        worker holds it."""
+        epoch = ctypes.c_uint32(0)
+        check(lib.knit_pool_reserve_worker(self._handle(), index, byref(epoch)))
+        return int(epoch.value)
 
     # -- inspection -------------------------------------------------------------------------
 
