@@ -209,6 +209,18 @@ static void *chan_thread(void *arg) {
       job->message = dup_cstr(ch->take_message);
     } else {
       job_run(job, &ch->tx, &ch->rx, NULL);
+      if (job->op == OP_RECV && job->status != KNIT_OK && ch->rx) {
+        /* The stream ended (END, abort, peer death): free the end now, before JavaScript
+           hears of it and starts another call. libknit releases a slot when END is read but
+           forgets the end only when it is freed; a worker reopening the slot in between is
+           refused as BAD_CHANNEL (CHAN-14) and poisons the region. Later receives repeat
+           this outcome. */
+        knit_receiver_free(ch->rx);
+        ch->rx = NULL;
+        ch->take_status = job->status;
+        free(ch->take_message);
+        ch->take_message = dup_cstr(job->message);
+      }
     }
     if (!addon_post(ch->addon, &job->item)) job_deliver(NULL, ch->addon, &job->item);
     pthread_mutex_lock(&ch->ex.mu);
