@@ -104,7 +104,10 @@ export function errorFor(code: number, message: string): KnitError;
 
 export interface PoolOptions {
   /** The worker program and its arguments (any language; KNIT_REGION / KNIT_SLOT are set). */
-  command: string | string[];
+  command?: string | string[];
+  /** Instead of `command`: thread workers of this process whose handlers run on this event
+      loop (for tests and tools; worker processes are the normal case). */
+  handlers?: Record<string, HandlerFunction | Handler> | Map<string, HandlerFunction | Handler>;
   /** Number of worker processes (default 1). */
   workers?: number;
   /** Environment variables added for the workers. */

@@ -24,10 +24,19 @@ function ms(v, what) {
 
 /** Options of knit.pool() to the native layer's shape. */
 function nativeOptions(o) {
-  let command = o.command;
-  if (typeof command === 'string') command = [command];
-  if (!Array.isArray(command) || command.length === 0) throw new TypeError('a pool needs `command`: [program, ...args]');
-  const out = { argv: command.map(String), workers: o.workers ?? 1 };
+  const out = { workers: o.workers ?? 1 };
+  if (o.handlers) {
+    // Thread workers of this process: their handlers run on this event loop.
+    // eslint-disable-next-line global-require
+    out.threads = require('./worker').dispatcher(o.handlers);
+  } else {
+    let command = o.command;
+    if (typeof command === 'string') command = [command];
+    if (!Array.isArray(command) || command.length === 0) {
+      throw new TypeError('a pool needs `command`: [program, ...args] (or `handlers`)');
+    }
+    out.argv = command.map(String);
+  }
   if (o.env) out.envp = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
   if (o.spin !== undefined) {
     if (typeof o.spin === 'number') {

@@ -126,6 +126,20 @@ function reply(handle, result) {
     options: {region, slot} to attach to a named region instead of the environment's,
     {spin: 'none'} to park at once when idle. */
 function serve(handlers, options = {}) {
+  const d = dispatcher(handlers);
+  const nativeOptions = {};
+  if (options.region !== undefined) {
+    nativeOptions.region = options.region;
+    nativeOptions.slot = options.slot ?? 1;
+  }
+  if (options.spin === 'none') nativeOptions.spinNone = true;
+  return native.serve(nativeOptions, d.names, d.streaming, d.onRequest, d.onCancel);
+}
+
+/** The JavaScript side of serving `handlers`: their names and kinds, and the functions the
+    native layer calls with each request and cancellation (a worker process's serve(), or
+    the thread workers of a pool in this process). */
+function dispatcher(handlers) {
   const list = normalise(handlers);
   const contexts = new Map();
   const onRequest = (handle, id, index, view, contentType, requestId, deadlineNs) => {
@@ -165,19 +179,7 @@ function serve(handlers, options = {}) {
     const ctx = contexts.get(id);
     if (ctx) ctx._controller.abort(new Cancelled('the caller cancelled the call'));
   };
-  const nativeOptions = {};
-  if (options.region !== undefined) {
-    nativeOptions.region = options.region;
-    nativeOptions.slot = options.slot ?? 1;
-  }
-  if (options.spin === 'none') nativeOptions.spinNone = true;
-  return native.serve(
-    nativeOptions,
-    list.map((h) => h.name),
-    list.map((h) => h.streaming),
-    onRequest,
-    onCancel,
-  );
+  return { names: list.map((h) => h.name), streaming: list.map((h) => h.streaming), onRequest, onCancel };
 }
 
-module.exports = { serve, handler, Context };
+module.exports = { serve, handler, dispatcher, Context };

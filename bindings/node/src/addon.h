@@ -154,3 +154,10 @@ napi_value chan_wrap_sender(napi_env env, addon_t *addon, knit_sender *tx);
 /* A receiving end still to take from `ticket` (knit_ticket_channel, on the channel's
    thread), after which `call` is armed. */
 napi_value chan_wrap_stream(napi_env env, addon_t *addon, const knit_ticket *ticket, struct call *call);
+
+/* Thread workers (serve.c): a handler set whose handlers run JavaScript functions of this
+   process, for knit_config_set_threads. `*owner` is released with serve_detach (main thread)
+   once the pool is freed. NULL with an exception pending. */
+knit_handlers *serve_handlers(napi_env env, addon_t *addon, napi_value names, napi_value streaming,
+                              napi_value on_request, napi_value on_cancel, void **owner);
+void serve_detach(napi_env env, void *owner);

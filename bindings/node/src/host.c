@@ -15,14 +15,16 @@
 
 typedef struct pool_box {
   knit_pool *pool; /* NULL once closing */
+  void *threads;   /* the JavaScript handlers of thread workers (serve.c), or NULL */
 } pool_box_t;
 
 static void pool_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   pool_box_t *box = data;
-  /* A pool that was never closed: shut it down now (its workers leave). */
-  if (box->pool) knit_pool_free(box->pool);
+  /* A pool that was never closed: shut it down now (its workers leave). Thread workers
+     cannot be waited for here (their handlers need this thread): leave them. */
+  if (box->pool && !box->threads) knit_pool_free(box->pool);
   free(box);
 }
 
@@ -43,6 +45,8 @@ typedef struct pool_work {
   napi_deferred deferred;
   addon_t *addon;
   knit_config *config; /* start */
+  knit_handlers *handlers; /* start, thread workers */
+  void *threads;       /* their JavaScript side: kept by the pool, detached after it is freed */
   knit_pool *pool;     /* the result, or the pool to free */
   knit_status status;
   char *message;
@@ -72,13 +76,18 @@ static void pool_work_complete(napi_env env, napi_status status, void *data) {
     w->status = KNIT_INVALID_ARGUMENT;
     w->message = dup_cstr("the operation was cancelled");
   }
+  if (w->handlers) knit_handlers_free(w->handlers);
   if (w->status != KNIT_OK) {
     napi_reject_deferred(env, w->deferred, make_error(env, addon, w->status, w->message));
     if (w->pool) knit_pool_free(w->pool);
+    serve_detach(env, w->threads);
   } else if (w->pool) {
     pool_box_t *box = malloc(sizeof *box);
     napi_value ext;
-    if (box) box->pool = w->pool;
+    if (box) {
+      box->pool = w->pool;
+      box->threads = w->threads;
+    }
     if (box && napi_create_external(env, box, pool_finalize, NULL, &ext) == napi_ok) {
       napi_resolve_deferred(env, w->deferred, ext);
     } else {
@@ -87,6 +96,8 @@ static void pool_work_complete(napi_env env, napi_status status, void *data) {
       napi_reject_deferred(env, w->deferred, make_error(env, addon, KNIT_OS_ERROR, "out of memory"));
     }
   } else {
+    /* A pool closed: its thread workers are gone, their JavaScript side can go too. */
+    serve_detach(env, w->threads);
     napi_resolve_deferred(env, w->deferred, undefined(env));
   }
   addon_end(env, addon);
@@ -166,8 +177,11 @@ static void free_strings(char **s) {
   free(s);
 }
 
-/* Builds the config from normalised options (lib/pool.js). NULL with an exception pending. */
-static knit_config *config_from(napi_env env, addon_t *addon, napi_value o) {
+/* Builds the config from normalised options (lib/pool.js): worker processes (`argv`), or
+   thread workers running JavaScript handlers (`threads`: {names, streaming, onRequest,
+   onCancel}; their set in *handlers, their owner in *threads). NULL with an exception
+   pending. */
+static knit_config *config_from(napi_env env, addon_t *addon, napi_value o, knit_handlers **handlers, void **threads) {
   knit_config *cfg = NULL;
   knit_status st = knit_config_new(&cfg);
   if (st != KNIT_OK) return throw_last(env, addon, st), NULL;
@@ -190,15 +204,26 @@ static knit_config *config_from(napi_env env, addon_t *addon, napi_value o) {
   } while (0)
   TRY(opt_u32(env, o, "workers", &has, &u));
   if (has) SET(knit_config_set_workers(cfg, u));
-  opt(env, o, "argv", &v);
-  if (!v) {
-    napi_throw_type_error(env, NULL, "a pool needs a command");
-    goto fail;
+  opt(env, o, "threads", &v);
+  if (v) {
+    napi_value names, streaming, on_request, on_cancel;
+    napi_get_named_property(env, v, "names", &names);
+    napi_get_named_property(env, v, "streaming", &streaming);
+    napi_get_named_property(env, v, "onRequest", &on_request);
+    napi_get_named_property(env, v, "onCancel", &on_cancel);
+    TRY(*handlers = serve_handlers(env, addon, names, streaming, on_request, on_cancel, threads));
+    SET(knit_config_set_threads(cfg, *handlers));
+  } else {
+    opt(env, o, "argv", &v);
+    if (!v) {
+      napi_throw_type_error(env, NULL, "a pool needs a command (or handlers)");
+      goto fail;
+    }
+    TRY(argv = string_array(env, v, "command is an array of strings"));
+    opt(env, o, "envp", &v);
+    if (v) TRY(envp = string_array(env, v, "env is an array of NAME=VALUE strings"));
+    SET(knit_config_set_process(cfg, (const char *const *)argv, (const char *const *)envp));
   }
-  TRY(argv = string_array(env, v, "command is an array of strings"));
-  opt(env, o, "envp", &v);
-  if (v) TRY(envp = string_array(env, v, "env is an array of NAME=VALUE strings"));
-  SET(knit_config_set_process(cfg, (const char *const *)argv, (const char *const *)envp));
   TRY(opt_u32(env, o, "spinPolicy", &has, &u));
   if (has) {
     bool has2;
@@ -240,6 +265,10 @@ fail:
   free_strings(argv);
   free_strings(envp);
   knit_config_free(cfg);
+  if (*handlers) knit_handlers_free(*handlers);
+  *handlers = NULL;
+  serve_detach(env, *threads);
+  *threads = NULL;
   return NULL;
 #undef TRY
 #undef SET
@@ -248,15 +277,21 @@ fail:
 /* poolStart(options) -> Promise<handle> */
 static napi_value js_pool_start(napi_env env, napi_callback_info info) {
   ARGS(env, info, 1);
-  knit_config *cfg = config_from(env, addon, argv[0]);
+  knit_handlers *handlers = NULL;
+  void *threads = NULL;
+  knit_config *cfg = config_from(env, addon, argv[0], &handlers, &threads);
   if (!cfg) return NULL;
   pool_work_t *w = calloc(1, sizeof *w);
   if (!w) {
     knit_config_free(cfg);
+    if (handlers) knit_handlers_free(handlers);
+    serve_detach(env, threads);
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
   w->config = cfg;
+  w->handlers = handlers;
+  w->threads = threads;
   return queue_pool_work(env, addon, w, start_execute);
 }
 
@@ -275,7 +310,9 @@ static napi_value js_pool_close(napi_env env, napi_callback_info info) {
     return NULL;
   }
   w->pool = box->pool;
+  w->threads = box->threads;
   box->pool = NULL;
+  box->threads = NULL;
   if (!w->pool) {
     /* Already closed: settle at once. */
     napi_value promise;

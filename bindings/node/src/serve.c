@@ -408,6 +408,67 @@ fail:
   return NULL;
 }
 
+knit_handlers *serve_handlers(napi_env env, addon_t *addon, napi_value names, napi_value streaming,
+                              napi_value js_on_request, napi_value js_on_cancel, void **owner) {
+  knit_handlers *set = NULL;
+  knit_status st = knit_handlers_new(&set);
+  if (st != KNIT_OK) return throw_last(env, addon, st), NULL;
+  serve_t *s = calloc(1, sizeof *s);
+  if (!s) {
+    knit_handlers_free(set);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  s->addon = addon;
+  s->refs = 1; /* the pool, until serve_detach */
+  uint32_t n = 0;
+  napi_get_array_length(env, names, &n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value name_v, streaming_v;
+    char name[256];
+    bool is_streaming = false;
+    napi_get_element(env, names, i, &name_v);
+    napi_get_element(env, streaming, i, &streaming_v);
+    napi_get_value_bool(env, streaming_v, &is_streaming);
+    entry_t *e = malloc(sizeof *e);
+    if (!e || !get_string(env, name_v, name, sizeof name, "a function name is a string of 1 to 255 bytes")) {
+      free(e);
+      goto fail;
+    }
+    e->serve = s;
+    e->index = i;
+    serve_ref(s);
+    st = is_streaming ? knit_handlers_add_streaming(set, name, on_request, e, entry_free)
+                      : knit_handlers_add(set, name, on_request, e, entry_free);
+    if (st != KNIT_OK) {
+      free(e);
+      serve_unref(s);
+      throw_last(env, addon, st);
+      goto fail;
+    }
+  }
+  napi_create_reference(env, js_on_request, 1, &s->on_request);
+  napi_create_reference(env, js_on_cancel, 1, &s->on_cancel);
+  *owner = s;
+  return set;
+fail:
+  knit_handlers_free(set); /* frees the entries added so far */
+  serve_unref(s);
+  return NULL;
+}
+
+void serve_detach(napi_env env, void *owner) {
+  serve_t *s = owner;
+  if (!s) return;
+  if (env) {
+    if (s->on_request) napi_delete_reference(env, s->on_request);
+    if (s->on_cancel) napi_delete_reference(env, s->on_cancel);
+  }
+  s->on_request = s->on_cancel = NULL;
+  serve_unref(s);
+}
+
 static rc_t *get_rc(napi_env env, napi_value v) {
   void *p = NULL;
   if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
