@@ -6,17 +6,21 @@ over libknit.
     knit conformance --agent "python3 bindings/python/knit_agent.py"
 
 What it can do (capabilities): serve as a worker of a region the runner created (`worker`;
-`channels`: a handler reading the host's channel), start itself as a worker process the way a
-host does (`spawn`), run its own host with thread or process workers (`pool`), validate
-region images through libknit's attach and typed arrays with the binding's own decoder
-(`validate.region`, `validate.typed_array`), and count its resources (`stats`). The reference
-host's region-level commands (`host_*`, `call`, `call_batch`), raw peers (`raw_*`), the
-agent-side channel commands, and the validation of rings, participant entries and function
-tables have no counterpart in the C interface a binding uses: those answer `skipped`.
+`channels`: a handler reading the host's channel), be the host of a region whose workers the
+runner or another agent starts (`host`: `host_*`, `call`, `call_batch`, `host_channel_call`,
+through a pool of external workers, `knit.Pool(external=True)`), start itself as a worker
+process the way a host does (`spawn`), run its own host with thread or process workers
+(`pool`), validate region images through libknit's attach and typed arrays with the binding's
+own decoder (`validate.region`, `validate.typed_array`), and count its resources (`stats`).
+Raw peers (`raw_*`), the host commands that need byte-level control of a ring (`host_write`,
+...), and the validation of rings, participant entries and function tables have no
+counterpart in the C interface a binding uses: those answer `skipped`.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import os
 import secrets
@@ -44,14 +48,18 @@ CAPABILITIES = [
     "validate.region",
     "validate.typed_array",
     "worker",
+    "host",
     "channels",
     "spawn",
     "pool",
     "stats",
 ]
 MAX_FRAME = 16 * 1024 * 1024
-# Commands of the reference host that act on a region directly (README §3.6, §3.7).
-REGION_CALLS = ("call", "call_batch")
+# The attach timeout of a claimed entry (PART-11) when the runner gives none: a worker is
+# ATTACHING for microseconds, so a second is generous and keeps liveness cases in bounds.
+ATTACH_TIMEOUT_S = 1.0
+HOST_COMMANDS = ("host_", "call")
+STATE_NAMES = ("EMPTY", "RESERVED", "ATTACHING", "ACTIVE", "DETACHED", "DEAD")
 
 
 # --- payloads (README §3.1) --------------------------------------------------------------------
@@ -90,6 +98,12 @@ def fnv1a(data: bytes | memoryview) -> int:
 
 def digest(data: bytes | memoryview) -> str:
     return f"{fnv1a(data):016x}"
+
+
+def batch_len(seed: int, i: int, lo: int, hi: int) -> int:
+    """README §3.6: ``min_len + (payload(seed + i, 8) as u64 LE) mod (max_len - min_len + 1)``."""
+    (word,) = struct.unpack("<Q", payload((seed + i) & MASK, 8))
+    return int(lo + word % (max(hi - lo, 0) + 1))
 
 
 # --- built-in behaviours (README §3.2) as raw handlers -----------------------------------------
@@ -227,13 +241,14 @@ class Agent:
         self.serves: list[ServeThread] = []
         self.spawned: subprocess.Popen[bytes] | None = None
         self.pool: knit.Pool | None = None
+        self.host: knit.Pool | None = None
 
     def handle(self, c: dict[str, Any]) -> dict[str, Any]:
         cmd = c.get("cmd")
         method = getattr(self, f"cmd_{cmd}", None) if isinstance(cmd, str) else None
         if method is None:
             region_level = ("host_", "raw_", "channel_")
-            if isinstance(cmd, str) and (cmd.startswith(region_level) or cmd in REGION_CALLS):
+            if isinstance(cmd, str) and cmd.startswith(region_level):
                 return skipped(f"{cmd}: the C interface that the Python binding uses has none")
             return error(11, f"unknown command {cmd!r}")
         try:
@@ -241,7 +256,8 @@ class Agent:
         except BadCommand as e:
             return error(11, str(e))
         except KnitError as e:
-            return failure(e)
+            host = isinstance(cmd, str) and cmd.startswith(HOST_COMMANDS)
+            return self.host_failure(e) if host else failure(e)
         except (ValueError, TypeError, KeyError) as e:
             return error(11, f"{type(e).__name__}: {e}")
 
@@ -382,6 +398,177 @@ class Agent:
             self.pool = None
         return ok()
 
+    # -- host (README §3.6): a pool of external workers ---------------------------------------
+
+    def cmd_host_create(self, c: dict[str, Any]) -> dict[str, Any]:
+        p = c.get("params") or {}
+        if not isinstance(p, dict):
+            raise BadCommand("params is an object")
+
+        def get(key: str, default: int) -> int:
+            return int(p.get(key, default))  # u64 values may come as decimal strings
+
+        channel_slots = get("channel_slots", 1)
+        pool = knit.Pool(
+            workers=get("worker_slots", 1),
+            external=True,
+            channels=channel_slots,
+            channel_ring=get("channel_ring_cap", 4096) if channel_slots else 4096,
+            inflight=get("inflight_max", 4),
+            ring_size=(get("request_ring_cap", 4096), get("response_ring_cap", 4096)),
+            max_message_len=get("max_message_len", 1 << 20),
+            start_timeout=ATTACH_TIMEOUT_S,
+        )
+        self.close_host()
+        self.host = pool
+        return ok(region=pool.info().name)
+
+    def host_failure(self, e: KnitError) -> dict[str, Any]:
+        """README §3.6: a call ends with "the violation the host found". The pool poisons
+        the region with it (ERR-2) and fails its calls with POISONED; when the finder is
+        this host (participant 0, stored as 1), the violation is the region's poison code."""
+        if e.code == knit.Poisoned.code and self.host is not None:
+            try:
+                info = self.host.info()
+            except KnitError:
+                return failure(e)
+            if info.poisoned_by == 1 and info.poison_code not in (0, e.code):
+                return error(info.poison_code, e.message)
+        return failure(e)
+
+    def host_pool(self) -> knit.Pool:
+        if self.host is None:
+            raise BadCommand("no region: host_create first")
+        return self.host
+
+    def cmd_host_reserve(self, c: dict[str, Any]) -> dict[str, Any]:
+        return ok(epoch=self.host_pool().reserve_worker(arg(c, "slot", int)))
+
+    def cmd_host_wait_hello(self, c: dict[str, Any]) -> dict[str, Any]:
+        pool, slot = self.host_pool(), arg(c, "slot", int)
+        timeout = c.get("timeout_ms", 5000) / 1000
+        # LIVE-2 as the runner's reference host applies it: an entry that nobody claimed, or
+        # whose claim never became ACTIVE, within the attach timeout is a worker that never
+        # came. The pool times out a claimed entry itself (PART-11); an unclaimed one it
+        # would wait for, so the agent takes the reservation back (PART-12).
+        attach = c.get("attach_timeout_ms")
+        if attach is not None and attach / 1000 < timeout:
+            try:
+                return ok(functions=pool.wait_worker(slot, timeout=attach / 1000))
+            except knit.TimedOut:
+                if STATE_NAMES[pool.participant(slot).state] == "RESERVED":
+                    pool.release_worker(slot, timeout=0)
+                    return error(knit.PeerDied.code, "no worker attached within the attach timeout")
+                timeout -= attach / 1000
+        return ok(functions=pool.wait_worker(slot, timeout=timeout))
+
+    def cmd_call(self, c: dict[str, Any]) -> dict[str, Any]:
+        pool, slot = self.host_pool(), arg(c, "slot", int)
+        body = payload(int(c.get("seed", 0)), int(c.get("len", 0)))
+        deadline = c.get("deadline_ms")
+        with pool.submit_on(
+            slot,
+            arg(c, "function", str),
+            knit.Payload(body, int(c.get("content_type", codec.BYTES))),
+            deadline=None if deadline is None else deadline / 1000,
+        ) as call:
+            cancel_after = c.get("cancel_after_ms")
+            if cancel_after is not None:
+                try:
+                    call.result_bytes(cancel_after / 1000)
+                except knit.TimedOut:
+                    call.cancel()  # CANCEL-1: the outcome is CANCELLED unless it just came
+            data, ct = call.result_bytes()
+            return ok(content_type=ct, len=len(data), digest=digest(data))
+
+    def cmd_call_batch(self, c: dict[str, Any]) -> dict[str, Any]:
+        pool, slot, function = self.host_pool(), arg(c, "slot", int), arg(c, "function", str)
+        count, seed = int(c.get("count", 0)), int(c.get("seed", 0))
+        lo, hi = int(c.get("min_len", 0)), int(c.get("max_len", 0))
+        window = max(1, int(c.get("window", 1)))
+        folded = bytearray()
+        in_flight: collections.deque[tuple[int, knit.Call]] = collections.deque()
+
+        def finish_oldest() -> None:
+            i, call = in_flight.popleft()
+            with call:
+                data, _ = call.result_bytes()
+            folded.extend(struct.pack("<Q", i) + struct.pack(">Q", fnv1a(data)))
+
+        try:
+            for i in range(count):
+                while len(in_flight) >= window:
+                    finish_oldest()
+                body = payload((seed + i) & MASK, batch_len(seed, i, lo, hi))
+                in_flight.append((i, pool.submit_on(slot, function, knit.Payload(body, 0))))
+            while in_flight:
+                finish_oldest()
+        finally:
+            for _, call in in_flight:
+                call.close()
+        return ok(count=count, digest=digest(bytes(folded)))
+
+    def cmd_host_channel_call(self, c: dict[str, Any]) -> dict[str, Any]:
+        pool, slot = self.host_pool(), arg(c, "slot", int)
+        if pool.info().worker_slots != 1 or slot != 1:
+            return skipped("a channel call pinned to one of several workers has no C function")
+        for extra in ("garbage_state", "announce_twice"):
+            if c.get(extra):
+                return skipped(f"{extra}: a pool announces its channels correctly")
+        count, seed = int(c.get("count", 10)), int(c.get("seed", 0))
+        lo, hi = int(c.get("min_len", 0)), int(c.get("max_len", 64))
+        pause = c.get("pause_ms", 0) / 1000
+        abort_after = c.get("abort_after")
+        folded = bytearray()
+        sender_error: dict[str, Any] | None = None
+        call, tx = pool.submit_with_channel("drain", b"")
+        with call, tx:
+            try:
+                for i in range(count):
+                    if abort_after == i:
+                        tx.abort(int(c.get("abort_code", 4000)))
+                        break
+                    body = payload((seed + i) & MASK, batch_len(seed, i, lo, hi))
+                    folded += struct.pack("<Q", i) + struct.pack(">Q", fnv1a(body))
+                    tx.send(knit.Payload(body, codec.BYTES))
+                    if pause:
+                        time.sleep(pause)
+                else:
+                    tx.close()
+            except KnitError as e:
+                sender_error = failure(e)
+            try:
+                data, ct = call.result_bytes()
+            except KnitError as e:
+                reply = failure(e)
+            else:
+                reply = ok(content_type=ct, len=len(data), digest=digest(data))
+                if len(data) <= 64:
+                    with contextlib.suppress(UnicodeDecodeError):
+                        reply["text"] = data.decode("utf-8")
+        reply["verified"] = reply.get("text") == digest(bytes(folded))
+        if sender_error is not None:
+            reply["sender"] = sender_error
+        return reply
+
+    def cmd_host_shutdown(self, c: dict[str, Any]) -> dict[str, Any]:
+        pool, slot = self.host_pool(), arg(c, "slot", int)
+        entry = pool.release_worker(slot, timeout=c.get("timeout_ms", 5000) / 1000)
+        return ok(state=STATE_NAMES[entry.state], epoch=entry.epoch)
+
+    def cmd_host_state(self, c: dict[str, Any]) -> dict[str, Any]:
+        entry = self.host_pool().participant(arg(c, "slot", int))
+        return ok(state=STATE_NAMES[entry.state], epoch=entry.epoch)
+
+    def cmd_host_close(self, c: dict[str, Any]) -> dict[str, Any]:
+        self.close_host()
+        return ok()
+
+    def close_host(self) -> None:
+        if self.host is not None:
+            self.host.close()
+            self.host = None
+
     def cmd_stats(self, c: dict[str, Any]) -> dict[str, Any]:
         fds = len(os.listdir("/proc/self/fd"))
         with open("/proc/self/maps") as f:
@@ -401,6 +588,7 @@ class Agent:
         return ok()
 
     def reset(self) -> None:
+        self.close_host()
         if self.pool is not None:
             self.pool.close()
             self.pool = None

@@ -62,7 +62,7 @@ def test_the_agent_answers_every_frame_in_order() -> None:
                     "patches": [[0, "6300"]],
                 }
             ),
-            frame({"id": 6, "cmd": "host_create", "params": {}}),
+            frame({"id": 6, "cmd": "raw_attach", "region": "knit-0", "slot": 1}),
             frame({"id": 7, "cmd": "no_such_command"}),
             frame({"id": 8, "cmd": "exit"}),
         ]
@@ -71,9 +71,10 @@ def test_the_agent_answers_every_frame_in_order() -> None:
     r = replies(run.stdout)
     assert [x["id"] for x in r] == [1, None, 3, 4, 5, 6, 7, 8]
     assert r[0]["name"] == "knit-python" and "worker" in r[0]["capabilities"]  # type: ignore[operator]
+    assert "host" in r[0]["capabilities"]  # type: ignore[operator]
     assert r[1]["class"] == "INVALID_ARGUMENT"
     assert r[3] == {"id": 4, "status": "ok", "verdict": "valid", "dtype": 10, "shape": ["2", "3"]}
     assert (r[4]["verdict"], r[4]["class"]) == ("invalid", "INVALID_ARGUMENT")  # dtype 99
-    assert r[5]["status"] == "skipped"
+    assert r[5]["status"] == "skipped"  # raw peers have no C counterpart
     assert (r[6]["status"], r[6]["class"]) == ("error", "INVALID_ARGUMENT")
     assert r[7]["status"] == "ok"
