@@ -185,3 +185,52 @@ fn a_channel_opened_for_a_blocking_call_is_aborted_not_left_to_fill() {
     assert_eq!(got, vec![0, 97, 194]);
     assert_eq!(f.wait().unwrap().bytes(), &3u32.to_le_bytes());
 }
+
+#[test]
+fn a_receiver_kept_after_its_end_does_not_hold_the_slot() {
+    // One slot: every stream reopens it. The host's end is released when END (or an abort)
+    // is received, so the next announcement of the slot is legitimate (CHAN-9, CHAN-14)
+    // although the previous receivers are still alive.
+    let pool = Pool::builder()
+        .threads(handlers())
+        .channels(1, 4096)
+        .build()
+        .unwrap();
+    let mut kept = Vec::new();
+    for round in 0..20u32 {
+        let f = pool.call_async("stream", &3u32.to_le_bytes());
+        let mut rx = f.channel().unwrap();
+        let mut got = 0;
+        while rx.recv().unwrap().is_some() {
+            got += 1;
+        }
+        assert_eq!(got, 3, "round {round}");
+        assert_eq!(f.wait().unwrap().bytes(), 3u32.to_le_bytes());
+        kept.push(rx);
+        // Aborted: received by a live receiver, or already aborted when announced (CHAN-2).
+        let f = pool.call_async("abort_after", &1u32.to_le_bytes());
+        let e = match f.channel() {
+            Err(e) => e,
+            Ok(mut rx) => loop {
+                match rx.recv() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("an aborted stream does not end cleanly"),
+                    Err(e) => {
+                        kept.push(rx);
+                        break e;
+                    }
+                }
+            },
+        };
+        assert_eq!(
+            e.code(),
+            Some(ErrorCode::ChannelAborted),
+            "round {round}: {e}"
+        );
+        f.wait().unwrap();
+    }
+    // A poisoned pool (BAD_CHANNEL for a slot it thought it held) would refuse this.
+    let f = pool.call_async("stream", &1u32.to_le_bytes());
+    expect_stream(&f, 1);
+    f.wait().unwrap();
+}

@@ -302,3 +302,45 @@ fn without_free_slots_the_open_is_refused() {
     let e = none.call_with_channel("hold", "").unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::InvalidArgument), "{e}");
 }
+
+#[test]
+fn a_sender_kept_after_an_abort_does_not_hold_the_slot() {
+    // One slot. The handler aborts the host's channel; the host's end is released when its
+    // send sees the abort, so the worker may reopen the slot for a stream of its own (CHAN-9,
+    // CHAN-14) while the failed sender is still alive.
+    let handlers = Handlers::new()
+        .handle("read_then_abort", |ctx, _req| {
+            let mut input = ctx.take_input_channel()?;
+            input.recv()?;
+            input.abort(1234)?;
+            Ok(Vec::new())
+        })
+        .handle_streaming("one_message", |ctx, _req| {
+            let mut tx = ctx.open_channel_to_host()?;
+            tx.send(b"hi")?;
+            tx.close()?;
+            Ok(Vec::new())
+        });
+    let pool = thread_pool(handlers);
+    let mut kept = Vec::new();
+    for round in 0..10 {
+        let (call, mut input) = pool.call_with_channel("read_then_abort", "").unwrap();
+        let e = loop {
+            if let Err(e) = input.send(b"more") {
+                break e;
+            }
+        };
+        assert_eq!(
+            e.code(),
+            Some(ErrorCode::ChannelAborted),
+            "round {round}: {e}"
+        );
+        assert!(call.wait().is_ok());
+        kept.push(input);
+        let f = pool.call_async("one_message", "");
+        let mut rx = f.channel().unwrap();
+        assert_eq!(rx.recv().unwrap().unwrap().bytes, b"hi", "round {round}");
+        assert!(rx.recv().unwrap().is_none());
+        assert!(f.wait().is_ok());
+    }
+}

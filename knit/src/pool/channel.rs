@@ -192,33 +192,39 @@ impl Receiver {
                 .as_mut()
                 .ok_or_else(|| CallError::new(ErrorCode::ChannelClosed, "the channel has ended"))?;
             let mut released = false;
+            // CHAN-14: a receive may release this end (END, abort, a violation); it is then
+            // forgotten in `attached` under the same lock, so that a drain never sees the
+            // slot reopened by the worker while this end is still listed.
+            let mut attached = lock(&inner.attached);
             // In its own block, so that the received message (which may borrow the ring) is
             // gone before the head is published.
-            let outcome = {
-                let got = match reader.recv() {
-                    Ok(got) => got,
-                    Err(e) => return Err(fail(inner, e)),
-                };
-                released |= got.released;
-                match got.event {
-                    Some(ChannelEvent::Message(m)) => {
-                        let content_type = m.content_type();
-                        let len = m.bytes().len();
-                        Some(match m.into_vec() {
-                            Some(bytes) => Ok(Some(Message {
-                                content_type,
-                                bytes,
-                            })),
-                            None => Err(CallError::new(
-                                ErrorCode::PayloadTooLarge,
-                                format!("a message of {len} bytes could not be held"),
-                            )),
-                        })
-                    }
-                    Some(ChannelEvent::End) => Some(Ok(None)),
-                    None => None,
+            let outcome = match reader.recv() {
+                Ok(got) => {
+                    released |= got.released;
+                    Ok(match got.event {
+                        Some(ChannelEvent::Message(m)) => {
+                            let content_type = m.content_type();
+                            let len = m.bytes().len();
+                            Some(match m.into_vec() {
+                                Some(bytes) => Ok(Some(Message {
+                                    content_type,
+                                    bytes,
+                                })),
+                                None => Err(CallError::new(
+                                    ErrorCode::PayloadTooLarge,
+                                    format!("a message of {len} bytes could not be held"),
+                                )),
+                            })
+                        }
+                        Some(ChannelEvent::End) => Some(Ok(None)),
+                        None => None,
+                    })
                 }
+                Err(e) => Err(e),
             };
+            forget_if_released(&mut attached, reader);
+            drop(attached);
+            let outcome = outcome.map_err(|e| fail(inner, e))?;
             released |= reader.publish_head();
             if released {
                 // WAIT-6: the worker may wait for room.
@@ -243,7 +249,9 @@ impl Receiver {
             }
             if dead() && !reader.is_ready() {
                 // CHAN-8: the writer died; this end is released and reports PEER_DIED.
+                let mut attached = lock(&inner.attached);
                 let _ = reader.peer_died();
+                forget_if_released(&mut attached, reader);
                 return Err(CallError::new(
                     ErrorCode::PeerDied,
                     format!("worker {} died", w.index),
@@ -257,13 +265,26 @@ impl Receiver {
         let Some(reader) = self.reader.as_mut() else {
             return Ok(());
         };
-        let changed = reader.abort(code).map_err(CallError::from)?;
+        let mut attached = lock(&self.inner.attached);
+        let aborted = reader.abort(code);
+        forget_if_released(&mut attached, reader);
+        drop(attached);
+        let changed = aborted.map_err(CallError::from)?;
         if changed {
             if let Some(w) = self.inner.workers.get(self.worker) {
                 w.bell.ring(&Futex);
             }
         }
         Ok(())
+    }
+}
+
+/// Forgets a reading end in `attached` once it is released (CHAN-14); the caller holds the
+/// lock across the operation that may have released it.
+fn forget_if_released(attached: &mut HashSet<(u32, u32)>, reader: &ChannelReader<'static>) {
+    if !reader.is_live() {
+        let ch = reader.channel();
+        attached.remove(&(ch.index, ch.epoch));
     }
 }
 

@@ -181,6 +181,23 @@ impl Inner {
     }
 
     /// A core error of a channel operation; a violation poisons the region (ERR-2).
+    /// Runs one step on a writing end with `attached` locked, and forgets the end there if the
+    /// step released it (closed, aborted, peer gone, a violation): a drain then never sees the
+    /// slot reopened by the worker while this end is still listed (CHAN-14).
+    fn writer_step<R>(
+        &self,
+        writer: &mut ChannelWriter<'static>,
+        step: impl FnOnce(&mut ChannelWriter<'static>) -> R,
+    ) -> R {
+        let mut attached = lock(&self.attached);
+        let outcome = step(writer);
+        if !writer.is_live() {
+            let ch = writer.channel();
+            attached.remove(&(ch.index, ch.epoch));
+        }
+        outcome
+    }
+
     fn channel_failure(&self, e: knit_core::Error) -> CallError {
         if e.code.is_violation() {
             self.region_view.poison(e.code, Some(0));
@@ -266,15 +283,15 @@ impl Sender {
             .get(*worker)
             .ok_or_else(|| CallError::new(ErrorCode::InvalidArgument, "worker index"))?;
         let gone = || w.phase() == DEAD || w.restarts.load(Ordering::Acquire) != *starts;
-        let mut out = writer
-            .start(content_type, bytes)
+        let mut out = inner
+            .writer_step(writer, |writer| writer.start(content_type, bytes))
             .map_err(|e| inner.channel_failure(e))?;
         loop {
             if gone() {
-                return Err(peer_died(writer, w));
+                return Err(peer_died(inner, writer, w));
             }
-            let sent = writer
-                .write(&mut out)
+            let sent = inner
+                .writer_step(writer, |writer| writer.write(&mut out))
                 .map_err(|e| inner.channel_failure(e))?;
             if sent.published {
                 // WAIT-5
@@ -312,9 +329,11 @@ impl Sender {
         let gone = || w.phase() == DEAD || w.restarts.load(Ordering::Acquire) != *starts;
         loop {
             if gone() {
-                return Err(peer_died(writer, w));
+                return Err(peer_died(inner, writer, w));
             }
-            let sent = writer.close().map_err(|e| inner.channel_failure(e))?;
+            let sent = inner
+                .writer_step(writer, ChannelWriter::close)
+                .map_err(|e| inner.channel_failure(e))?;
             if sent.published {
                 w.bell.ring(&Futex);
             }
@@ -331,8 +350,9 @@ impl Sender {
         let Some(writer) = self.writer.as_mut() else {
             return Ok(());
         };
-        let changed = writer
-            .abort(code)
+        let changed = self
+            .inner
+            .writer_step(writer, |writer| writer.abort(code))
             .map_err(|e| self.inner.channel_failure(e))?;
         if changed {
             if let Some(w) = self.inner.workers.get(self.worker) {
@@ -344,8 +364,8 @@ impl Sender {
 }
 
 /// CHAN-8: the worker died (or was replaced); this end is released.
-fn peer_died(writer: &mut ChannelWriter<'static>, w: &WorkerSlot) -> CallError {
-    let _ = writer.peer_died();
+fn peer_died(inner: &Inner, writer: &mut ChannelWriter<'static>, w: &WorkerSlot) -> CallError {
+    let _ = inner.writer_step(writer, ChannelWriter::peer_died);
     CallError::new(
         ErrorCode::PeerDied,
         format!("worker {} died with the channel open", w.index),
