@@ -76,10 +76,17 @@ fn check_poison(inner: &Inner) {
 fn check_worker(inner: &Inner, w: &WorkerSlot, now: u64) {
     match w.phase() {
         STARTING | READY => {
+            // Under the lifecycle lock: a release that began meanwhile (RELEASING) settles
+            // the worker's leave itself, with SHUTDOWN rather than PEER_DIED (MBX-3).
+            let life = lock(&w.lifecycle);
+            if !matches!(w.phase(), STARTING | READY) {
+                return;
+            }
             if let Some((observed, reason)) = death(inner, w, now) {
                 declare_dead(inner, w, observed, &reason);
                 return;
             }
+            drop(life);
             if w.phase() == STARTING {
                 // The HELLO of a (re)started worker (MBX-2), when no caller drained it.
                 inner.pump(w);
