@@ -136,6 +136,7 @@ FREE_FN = CFUNCTYPE(None, c_void_p)
 COMPLETION_FN = CFUNCTYPE(None, c_void_p, POINTER(Outcome))
 BORROW_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
 FILL_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
+READY_FN = CFUNCTYPE(None, c_void_p)
 WRITE_FN = CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_size_t)
 
 _H = c_void_p  # every opaque handle
@@ -215,6 +216,7 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "knit_wait_any": (_S, [POINTER(c_void_p), c_size_t, c_uint64, POINTER(c_size_t)]),
     "knit_ticket_cancel": (_S, [_H]),
     "knit_ticket_free": (_S, [_H]),
+    "knit_ticket_on_complete": (_S, [_H, READY_FN, c_void_p]),
     "knit_call_callback": (
         _S,
         [_H, c_char_p, c_void_p, c_size_t, c_uint32, c_uint64, COMPLETION_FN, c_void_p],

@@ -1,4 +1,4 @@
-"""The C callbacks the pool hands to libknit: completions of asyncio calls, readers of
+"""The C callbacks the pool hands to libknit: readiness of asyncio calls' tickets, readers of
 borrowed results, and fill functions of loans. Each is one ctypes trampoline for every call,
 reaching the call's state through an integer key (the callback's ``user_data``); nothing may
 propagate from them into C.
@@ -14,49 +14,33 @@ from typing import Any
 
 from . import payload
 from ._buffer import Exported
-from ._lib import BORROW_FN, COMPLETION_FN, FILL_FN
-from ._status import OK, error
+from ._lib import BORROW_FN, FILL_FN, READY_FN
 
 keys = itertools.count(1)
 """The source of every key of the tables below."""
 
-# --- asyncio completions: one trampoline for every pool, keyed by an integer user_data ------
+# --- asyncio calls on tickets: "the ticket is ready" wakes the awaiting task ----------------
 
-pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+ready: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
 
 
-def _settle(
-    fut: asyncio.Future[Any], status: int, content_type: int, data: bytes, message: str
-) -> None:
-    if fut.done():
-        return  # cancelled by the awaiting task meanwhile
-    if status != OK:
-        fut.set_exception(error(status, message))
-        return
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _ready(user_data: int | None) -> None:
+    # Runs on libknit's ticket thread: hand the event to the loop and return at once.
     try:
-        value = payload.decode(data, content_type)
-    except Exception as e:  # a result its content type does not describe, nesting too deep, ...
-        fut.set_exception(e)
-        return
-    fut.set_result(value)
-
-
-def _complete(user_data: int | None, outcome: Any) -> None:
-    # Runs on the pool's callback thread: copy the outcome, hand it to the loop, return.
-    try:
-        entry = pending.pop(user_data or 0, None)
-        if entry is None:
-            return
-        loop, fut = entry
-        o = outcome.contents
-        data = ctypes.string_at(o.data, o.len) if o.status == OK and o.len else b""
-        message = o.message.decode("utf-8", "replace") if o.message else ""
-        loop.call_soon_threadsafe(_settle, fut, o.status, o.content_type, data, message)
+        entry = ready.pop(user_data or 0, None)
+        if entry is not None:
+            loop, fut = entry
+            loop.call_soon_threadsafe(_wake, fut)
     except BaseException:
         pass  # a closed loop; nothing may propagate into C
 
 
-COMPLETE = COMPLETION_FN(_complete)
+READY = READY_FN(_ready)
 
 
 # --- borrowed results: the reader sees the response ring in place --------------------------

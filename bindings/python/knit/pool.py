@@ -447,31 +447,25 @@ class Pool:
     async def _acall(
         self, function: str, value: Any, deadline: float | None, content_type: int | None
     ) -> Any:
-        # The completion arrives on the library's callback thread and is handed to this loop
-        # with call_soon_threadsafe: the loop never blocks on the call. (Under the "wait"
-        # backpressure a full request ring makes the send itself wait for room.)
-        h = self._handle()
+        # The call goes out on a ticket; libknit's ticket thread says when it is ready and
+        # call_soon_threadsafe wakes this task: the loop never blocks on the call. (Under the
+        # "wait" backpressure a full request ring makes the send itself wait for room.) A
+        # cancelled task cancels the call at the worker (CANCEL-1).
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        out = payload.encode(value, content_type)
-        data = out.contiguous()
-        key = next(tr.keys)
-        tr.pending[key] = (loop, fut)
-        with Exported(data) as e:
-            status = lib.knit_call_callback(
-                h,
-                self._name(function),
-                e.address,
-                e.nbytes,
-                out.content_type,
-                _deadline_ns(deadline),
-                tr.COMPLETE,
-                key,
-            )
-        if status != OK:
-            tr.pending.pop(key, None)
-            fail(status)
-        return await fut
+        with self.submit(function, value, deadline=deadline, content_type=content_type) as call:
+            woken: asyncio.Future[None] = loop.create_future()
+            key = next(tr.keys)
+            tr.ready[key] = (loop, woken)
+            status = lib.knit_ticket_on_complete(call._handle(), tr.READY, key)
+            if status != OK:
+                tr.ready.pop(key, None)
+                fail(status)
+            try:
+                await woken
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            return call.result(0)
 
     def submit(
         self,

@@ -1,4 +1,4 @@
-"""asyncio calls: completions arrive through the library's callback thread and never block
+"""asyncio calls: readiness arrives from the library's ticket thread and never blocks
 the event loop."""
 
 from __future__ import annotations
@@ -74,3 +74,30 @@ def test_pool_shutdown_fails_pending_calls(rust_worker: str) -> None:
             await call
 
     asyncio.run(main())
+
+
+def test_cancelling_the_task_cancels_the_call_at_the_worker() -> None:
+    # CANCEL-1: the task's cancellation reaches the handler (which would otherwise wait 20 s).
+    started, saw_cancel = threading.Event(), threading.Event()
+
+    def wait_for_cancel() -> str:
+        started.set()
+        for _ in range(20_000):
+            if knit.cancelled():
+                saw_cancel.set()
+                raise knit.Cancelled("the host cancelled")
+            threading.Event().wait(0.001)
+        return "never cancelled"
+
+    with knit.Pool(handlers={"wait_for_cancel": wait_for_cancel}) as pool:
+
+        async def main() -> None:
+            task = asyncio.ensure_future(pool.acall.wait_for_cancel())
+            loop = asyncio.get_running_loop()
+            assert await loop.run_in_executor(None, started.wait, 20)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        assert saw_cancel.wait(timeout=20)
