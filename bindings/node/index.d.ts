@@ -108,6 +108,9 @@ export interface PoolOptions {
   /** Instead of `command`: thread workers of this process whose handlers run on this event
       loop (for tests and tools; worker processes are the normal case). */
   handlers?: Record<string, HandlerFunction | Handler> | Map<string, HandlerFunction | Handler>;
+  /** Instead of `command`: start no workers; others attach by the region's name and their
+      index (KNIT_REGION / KNIT_SLOT), see waitWorker. */
+  external?: boolean;
   /** Number of worker processes (default 1). */
   workers?: number;
   /** Environment variables added for the workers. */
@@ -117,8 +120,8 @@ export interface PoolOptions {
   /** Start a dead worker again. */
   restart?: boolean;
   spin?: 'balanced' | 'lowest-latency' | 'none' | number;
-  /** Bytes of each request and response ring (a power of two). */
-  ringSize?: number;
+  /** Bytes of each request and response ring (powers of two), or [request, response]. */
+  ringSize?: number | [number, number];
   /** Channel slots (default 8; 0 for none) and bytes of each channel ring (default 64 KiB). */
   channels?: number;
   channelRing?: number;
@@ -139,6 +142,8 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Tags the payload with another content type (or JSON of any value). */
   contentType?: number;
+  /** Pins the call to worker `worker` (1 or more) instead of the least busy one. */
+  worker?: number;
 }
 
 export interface RawResult {
@@ -167,8 +172,19 @@ export interface RegionInfo {
   responseRingCap: number;
   channelRingCap: number;
   poisonCode: number;
+  /** Participant index + 1 of who found the violation; 0 when unknown or healthy. */
+  poisonedBy: number;
   regionLen: number;
   maxMessageLen: number;
+}
+
+export interface ParticipantState {
+  index: number;
+  /** 0 EMPTY, 1 RESERVED, 2 ATTACHING, 3 ACTIVE, 4 DETACHED, 5 DEAD. */
+  state: number;
+  role: number;
+  pid: number;
+  epoch: number;
 }
 
 /** `pool.call(name, value)` and `pool.call.name(value)`. */
@@ -213,6 +229,10 @@ export class Pool {
   callWithChannel(name: string, value?: Value, options?: CallOptions): { sender: Sender; result: Promise<any>; cancel(): void };
   callWithStream(name: string, messages: Iterable<Value> | AsyncIterable<Value>, value?: Value, options?: CallOptions): Promise<any>;
   worker(index: number): WorkerState;
+  participant(index: number): ParticipantState;
+  waitWorker(index: number, timeout?: number): Promise<string[]>;
+  releaseWorker(index: number, timeout?: number): Promise<ParticipantState>;
+  reserveWorker(index: number): number;
   workers(): WorkerState[];
   info(): RegionInfo;
   close(): Promise<void>;

@@ -7,13 +7,15 @@
 //   knit conformance --agent "node bindings/node/knit-agent.js"
 //
 // Capabilities (as the Python agent's): serve as a worker of a region the runner created
-// (`worker`; `channels`: a handler draining the host's channel), start itself as a worker
-// process the way a host does (`spawn`), run its own host with thread or process workers
-// (`pool`), validate region images through libknit's attach and typed arrays with the
-// binding's own decoder (`validate.region`, `validate.typed_array`), and count its resources
-// (`stats`). The reference host's region-level commands (`host_*`, `call`, `call_batch`), raw
-// peers (`raw_*`), the agent-side channel commands, and the validation of rings, participant
-// entries and function tables have no counterpart in the C interface: those answer `skipped`.
+// (`worker`; `channels`: a handler draining the host's channel), host a region whose workers
+// the runner or another agent starts (`host`: `host_*`, `call`, `call_batch`,
+// `host_channel_call`, through a pool of external workers, `knit.pool({external: true})`),
+// start itself as a worker process the way a host does (`spawn`), run its own host with thread
+// or process workers (`pool`), validate region images through libknit's attach and typed
+// arrays with the binding's own decoder (`validate.region`, `validate.typed_array`), and count
+// its resources (`stats`). Raw peers (`raw_*`), the host commands that need byte-level control
+// of a ring, and the validation of rings, participant entries and function tables have no
+// counterpart in the C interface: those answer `skipped`.
 const fs = require('fs');
 const crypto = require('crypto');
 const { spawn } = require('child_process');
@@ -24,7 +26,11 @@ const payloadCodec = require('./lib/payload');
 const SERVE_FLAG = '--serve-from-env';
 const FUNCTIONS_ENV = 'KNIT_AGENT_FUNCTIONS';
 const BEHAVIOURS = ['echo', 'checksum', 'fail', 'sleep', 'generate', 'drain'];
-const CAPABILITIES = ['validate.region', 'validate.typed_array', 'worker', 'channels', 'spawn', 'pool', 'stats'];
+const CAPABILITIES = ['validate.region', 'validate.typed_array', 'worker', 'host', 'channels', 'spawn', 'pool', 'stats'];
+const STATE_NAMES = ['EMPTY', 'RESERVED', 'ATTACHING', 'ACTIVE', 'DETACHED', 'DEAD'];
+// The attach timeout of a claimed entry (PART-11) when the runner gives none: a worker is
+// ATTACHING for microseconds, so a second is generous and keeps liveness cases in bounds.
+const ATTACH_TIMEOUT_MS = 1000;
 const MAX_FRAME = 16 * 1024 * 1024;
 const MASK = (1n << 64n) - 1n;
 
@@ -64,6 +70,20 @@ function fnv1a(bytes) {
 function digest(bytes) {
   const [hi, lo] = fnv1a(bytes);
   return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
+}
+
+/** README §3.6: `min_len + (payload(seed + i, 8) as u64 LE) mod (max_len - min_len + 1)`. */
+function batchLen(seed, i, lo, hi) {
+  const word = payload(BigInt.asUintN(64, BigInt(seed) + BigInt(i)), 8).readBigUInt64LE(0);
+  return lo + Number(word % BigInt(Math.max(hi - lo, 0) + 1));
+}
+
+/** One entry of a batch digest: `i` (u64 LE) and the 8 bytes of the digest of `bytes`. */
+function foldEntry(i, bytes) {
+  const entry = Buffer.alloc(16);
+  entry.writeBigUInt64LE(BigInt(i), 0);
+  Buffer.from(digest(bytes), 'hex').copy(entry, 8);
+  return entry;
 }
 
 // --- built-in behaviours (README §3.2) as raw handlers -------------------------------------
@@ -116,10 +136,7 @@ function behaviour(spec) {
           if (e instanceof knit.ChannelClosed) break;
           throw e;
         }
-        const entry = Buffer.alloc(16);
-        entry.writeBigUInt64LE(BigInt(i), 0);
-        Buffer.from(digest(m.data), 'hex').copy(entry, 8);
-        folded.push(entry);
+        folded.push(foldEntry(i, m.data));
       }
       return new knit.Payload(Buffer.from(digest(Buffer.concat(folded))), knit.UTF8);
     },
@@ -176,13 +193,14 @@ class Agent {
     this.serves = [];
     this.spawned = null;
     this.pool = null;
+    this.host = null;
   }
 
   async handle(c) {
     const cmd = c.cmd;
     const method = typeof cmd === 'string' ? this[`cmd_${cmd}`] : undefined;
     if (!method) {
-      if (typeof cmd === 'string' && (/^(host_|raw_|channel_)/.test(cmd) || cmd === 'call' || cmd === 'call_batch')) {
+      if (typeof cmd === 'string' && /^(host_|raw_|channel_)/.test(cmd)) {
         return skipped(`${cmd}: the C interface that the Node.js binding uses has none`);
       }
       return error(11, `unknown command ${JSON.stringify(cmd)}`);
@@ -191,7 +209,7 @@ class Agent {
       return await method.call(this, c);
     } catch (e) {
       if (e instanceof BadCommand) return error(11, e.message);
-      if (e instanceof knit.KnitError) return failure(e);
+      if (e instanceof knit.KnitError) return /^(host_|call)/.test(cmd) ? this.hostFailure(e) : failure(e);
       return error(11, `${e.name}: ${e.message}`);
     }
   }
@@ -348,6 +366,207 @@ class Agent {
     return ok();
   }
 
+  // -- host (README §3.6): a pool of external workers ---------------------------------------
+
+  async cmd_host_create(c) {
+    const p = c.params && typeof c.params === 'object' ? c.params : {};
+    const get = (key, fallback) => Number(p[key] ?? fallback); // u64 values may be strings
+    const channelSlots = get('channel_slots', 1);
+    const pool = await knit.pool({
+      workers: get('worker_slots', 1),
+      external: true,
+      channels: channelSlots,
+      channelRing: channelSlots ? get('channel_ring_cap', 4096) : undefined,
+      inflight: get('inflight_max', 4),
+      ringSize: [get('request_ring_cap', 4096), get('response_ring_cap', 4096)],
+      maxMessageLen: get('max_message_len', 1 << 20),
+      startTimeout: ATTACH_TIMEOUT_MS,
+    });
+    await this.closeHost();
+    this.host = pool;
+    return ok({ region: pool.info().name });
+  }
+
+  // README §3.6: a call ends with "the violation the host found". The pool poisons the region
+  // with it (ERR-2) and fails its calls with POISONED; when the finder is this host
+  // (participant 0, stored as 1), the violation is the region's poison code.
+  hostFailure(e) {
+    if (e instanceof knit.Poisoned && this.host) {
+      try {
+        const info = this.host.info();
+        if (info.poisonedBy === 1 && info.poisonCode !== 0 && info.poisonCode !== e.code) return error(info.poisonCode, e.message);
+      } catch {
+        // the pool is gone: the failure as it is
+      }
+    }
+    return failure(e);
+  }
+
+  hostPool() {
+    if (!this.host) throw new BadCommand('no region: host_create first');
+    return this.host;
+  }
+
+  cmd_host_reserve(c) {
+    return ok({ epoch: this.hostPool().reserveWorker(arg(c, 'slot', 'number')) });
+  }
+
+  async cmd_host_wait_hello(c) {
+    const pool = this.hostPool();
+    const slot = arg(c, 'slot', 'number');
+    let timeout = Number(c.timeout_ms ?? 5000);
+    // LIVE-2 as the runner's reference host applies it: an entry that nobody claimed, or whose
+    // claim never became ACTIVE, within the attach timeout is a worker that never came. The
+    // pool times out a claimed entry itself (PART-11); an unclaimed one it would wait for, so
+    // the agent takes the reservation back (PART-12).
+    const attach = c.attach_timeout_ms;
+    if (attach !== undefined && attach < timeout) {
+      try {
+        return ok({ functions: await pool.waitWorker(slot, attach) });
+      } catch (e) {
+        if (!(e instanceof knit.TimedOut)) throw e;
+        if (STATE_NAMES[pool.participant(slot).state] === 'RESERVED') {
+          await pool.releaseWorker(slot, 0).catch(() => {});
+          return error(knit.PeerDied.code, 'no worker attached within the attach timeout');
+        }
+        timeout -= attach;
+      }
+    }
+    return ok({ functions: await pool.waitWorker(slot, timeout) });
+  }
+
+  async cmd_call(c) {
+    const pool = this.hostPool();
+    const slot = arg(c, 'slot', 'number');
+    const body = payload(c.seed ?? 0, Number(c.len ?? 0));
+    const options = { worker: slot, contentType: Number(c.content_type ?? knit.BYTES) };
+    if (c.deadline_ms !== undefined) options.deadline = Number(c.deadline_ms);
+    let timer;
+    if (c.cancel_after_ms !== undefined) {
+      // CANCEL-1: the outcome is CANCELLED unless it came first.
+      const ac = new AbortController();
+      options.signal = ac.signal;
+      timer = setTimeout(() => ac.abort(), Number(c.cancel_after_ms));
+    }
+    try {
+      const r = await pool.callRaw(arg(c, 'function', 'string'), new knit.Payload(body, options.contentType), options);
+      return ok({ content_type: r.contentType, len: r.data.length, digest: digest(r.data) });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async cmd_call_batch(c) {
+    const pool = this.hostPool();
+    const slot = arg(c, 'slot', 'number');
+    const fn = arg(c, 'function', 'string');
+    const count = Number(c.count ?? 0);
+    const seed = BigInt(c.seed ?? 0);
+    const lo = Number(c.min_len ?? 0);
+    const hi = Number(c.max_len ?? 0);
+    const window = Math.max(1, Number(c.window ?? 1));
+    const results = new Array(count);
+    const inFlight = new Set();
+    let failed = null;
+    for (let i = 0; i < count && !failed; i++) {
+      while (inFlight.size >= window && !failed) {
+        // eslint-disable-next-line no-await-in-loop
+        await Promise.race(inFlight);
+      }
+      if (failed) break;
+      const body = payload(BigInt.asUintN(64, seed + BigInt(i)), batchLen(seed, i, lo, hi));
+      const call = pool.callRaw(fn, body, { worker: slot }).then(
+        (r) => {
+          results[i] = foldEntry(i, r.data);
+        },
+        (e) => {
+          failed = failed || e;
+        },
+      );
+      const tracked = call.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    }
+    await Promise.all(inFlight);
+    if (failed) throw failed;
+    return ok({ count, digest: digest(Buffer.concat(results)) });
+  }
+
+  async cmd_host_channel_call(c) {
+    const pool = this.hostPool();
+    const slot = arg(c, 'slot', 'number');
+    if (pool.info().workerSlots !== 1 || slot !== 1) return skipped('a channel call pinned to one of several workers has no C function');
+    for (const extra of ['garbage_state', 'announce_twice']) {
+      if (c[extra]) return skipped(`${extra}: a pool announces its channels correctly`);
+    }
+    const count = Number(c.count ?? 10);
+    const seed = BigInt(c.seed ?? 0);
+    const lo = Number(c.min_len ?? 0);
+    const hi = Number(c.max_len ?? 64);
+    const pause = Number(c.pause_ms ?? 0);
+    const abortAfter = c.abort_after;
+    const folded = [];
+    let senderError = null;
+    const { sender, result } = pool.callWithChannel('drain', Buffer.alloc(0));
+    try {
+      let aborted = false;
+      for (let i = 0; i < count; i++) {
+        if (abortAfter === i) {
+          // eslint-disable-next-line no-await-in-loop
+          await sender.abort(Number(c.abort_code ?? 4000));
+          aborted = true;
+          break;
+        }
+        const body = payload(BigInt.asUintN(64, seed + BigInt(i)), batchLen(seed, i, lo, hi));
+        folded.push(foldEntry(i, body));
+        // eslint-disable-next-line no-await-in-loop
+        await sender.send(new knit.Payload(body, knit.BYTES));
+        // eslint-disable-next-line no-await-in-loop
+        if (pause) await sleep(pause);
+      }
+      if (!aborted) await sender.close();
+    } catch (e) {
+      if (!(e instanceof knit.KnitError)) throw e;
+      senderError = failure(e);
+      await sender.abort().catch(() => {});
+    }
+    let reply;
+    try {
+      const r = await result;
+      const data = r instanceof knit.Payload ? r.data : Buffer.from(typeof r === 'string' ? r : '');
+      reply = ok({ content_type: knit.UTF8, len: data.length, digest: digest(data) });
+      if (data.length <= 64) reply.text = data.toString('utf8');
+    } catch (e) {
+      if (!(e instanceof knit.KnitError)) throw e;
+      reply = failure(e);
+    }
+    reply.verified = reply.text === digest(Buffer.concat(folded));
+    if (senderError) reply.sender = senderError;
+    return reply;
+  }
+
+  async cmd_host_shutdown(c) {
+    const entry = await this.hostPool().releaseWorker(arg(c, 'slot', 'number'), Number(c.timeout_ms ?? 5000));
+    return ok({ state: STATE_NAMES[entry.state], epoch: entry.epoch });
+  }
+
+  cmd_host_state(c) {
+    const entry = this.hostPool().participant(arg(c, 'slot', 'number'));
+    return ok({ state: STATE_NAMES[entry.state], epoch: entry.epoch });
+  }
+
+  async cmd_host_close() {
+    await this.closeHost();
+    return ok();
+  }
+
+  async closeHost() {
+    if (this.host) {
+      const host = this.host;
+      this.host = null;
+      await host.close();
+    }
+  }
+
   cmd_stats() {
     const fds = fs.readdirSync('/proc/self/fd').length;
     const maps = fs.readFileSync('/proc/self/maps', 'utf8').split('\n');
@@ -366,6 +585,7 @@ class Agent {
   }
 
   async reset() {
+    await this.closeHost();
     if (this.pool) {
       await this.pool.close();
       this.pool = null;

@@ -25,7 +25,10 @@ function ms(v, what) {
 /** Options of knit.pool() to the native layer's shape. */
 function nativeOptions(o) {
   const out = { workers: o.workers ?? 1 };
-  if (o.handlers) {
+  if (o.external) {
+    // No workers started: someone else starts them; they attach by region name and index.
+    out.external = true;
+  } else if (o.handlers) {
     // Thread workers of this process: their handlers run on this event loop.
     // eslint-disable-next-line global-require
     out.threads = require('./worker').dispatcher(o.handlers);
@@ -48,7 +51,11 @@ function nativeOptions(o) {
       throw new RangeError(`spin is "balanced", "lowest-latency", "none" or a count, not ${o.spin}`);
     }
   }
-  if (o.ringSize !== undefined) out.ringSize = o.ringSize;
+  if (Array.isArray(o.ringSize)) {
+    [out.ringSize, out.responseRingSize] = o.ringSize;
+  } else if (o.ringSize !== undefined) {
+    out.ringSize = o.ringSize;
+  }
   out.channelSlots = o.channels ?? 8;
   out.channelRing = o.channelRing ?? 65536;
   if (out.channelSlots === 0) delete out.channelRing;
@@ -182,7 +189,8 @@ class Pool {
     }
     const { data, contentType } = payload.encode(value, options.contentType);
     const dl = deadlineNs(options);
-    return this._raw((want) => native.call(this._handle, name, data, contentType, dl, want), options);
+    const worker = options.worker;
+    return this._raw((want) => native.call(this._handle, name, data, contentType, dl, want, worker), options);
   }
 
   async _decoded(name, value, options = {}) {
@@ -261,6 +269,35 @@ class Pool {
     const out = [];
     for (let i = 1; i <= this._workers; i++) out.push(this.worker(i));
     return out;
+  }
+
+  /** Participant entry `index` of the region (0 the host), read once and validated:
+      {index, state (0 EMPTY ... 5 DEAD), role, pid, epoch}. */
+  participant(index) {
+    this._check();
+    return native.poolParticipant(this._handle, index);
+  }
+
+  /** Waits (at most `timeout` ms; Infinity: no bound) until worker `index` is ready, and
+      resolves to its functions. For pools of external workers, whose start does not wait. */
+  waitWorker(index, timeout = Infinity) {
+    this._check();
+    return native.poolWaitWorker(this._handle, index, ms(timeout, 'timeout'));
+  }
+
+  /** Sends worker `index` SHUTDOWN and waits (at most `timeout` ms) until it left; resolves
+      to its participant entry then. */
+  async releaseWorker(index, timeout = Infinity) {
+    this._check();
+    await native.poolReleaseWorker(this._handle, index, ms(timeout, 'timeout'));
+    return this.participant(index);
+  }
+
+  /** Reserves worker `index`'s entry again (external pools) so that a new worker can attach;
+      returns its epoch. */
+  reserveWorker(index) {
+    this._check();
+    return native.poolReserveWorker(this._handle, index);
   }
 
   /** The region's header: name, geometry, poison state. */

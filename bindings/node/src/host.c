@@ -214,15 +214,23 @@ static knit_config *config_from(napi_env env, addon_t *addon, napi_value o, knit
     TRY(*handlers = serve_handlers(env, addon, names, streaming, on_request, on_cancel, threads));
     SET(knit_config_set_threads(cfg, *handlers));
   } else {
-    opt(env, o, "argv", &v);
-    if (!v) {
-      napi_throw_type_error(env, NULL, "a pool needs a command (or handlers)");
-      goto fail;
+    bool external = false;
+    opt(env, o, "external", &v);
+    if (v) napi_get_value_bool(env, v, &external);
+    if (external) {
+      /* Workers started by someone else attach by name and index (knit_pool_wait_worker). */
+      SET(knit_config_set_external(cfg, true));
+    } else {
+      opt(env, o, "argv", &v);
+      if (!v) {
+        napi_throw_type_error(env, NULL, "a pool needs a command (or handlers, or external)");
+        goto fail;
+      }
+      TRY(argv = string_array(env, v, "command is an array of strings"));
+      opt(env, o, "envp", &v);
+      if (v) TRY(envp = string_array(env, v, "env is an array of NAME=VALUE strings"));
+      SET(knit_config_set_process(cfg, (const char *const *)argv, (const char *const *)envp));
     }
-    TRY(argv = string_array(env, v, "command is an array of strings"));
-    opt(env, o, "envp", &v);
-    if (v) TRY(envp = string_array(env, v, "env is an array of NAME=VALUE strings"));
-    SET(knit_config_set_process(cfg, (const char *const *)argv, (const char *const *)envp));
   }
   TRY(opt_u32(env, o, "spinPolicy", &has, &u));
   if (has) {
@@ -232,7 +240,12 @@ static knit_config *config_from(napi_env env, addon_t *addon, napi_value o, knit
     SET(knit_config_set_spin(cfg, u, u2));
   }
   TRY(opt_u32(env, o, "ringSize", &has, &u));
-  if (has) SET(knit_config_set_ring_sizes(cfg, u, u));
+  if (has) {
+    bool has2;
+    u2 = u;
+    TRY(opt_u32(env, o, "responseRingSize", &has2, &u2));
+    SET(knit_config_set_ring_sizes(cfg, u, u2));
+  }
   TRY(opt_u32(env, o, "channelSlots", &has, &u));
   if (has) {
     bool has2;
@@ -382,9 +395,155 @@ static napi_value js_pool_info(napi_env env, napi_callback_info info) {
   set_num(env, obj, "responseRingCap", ri.response_ring_cap);
   set_num(env, obj, "channelRingCap", ri.channel_ring_cap);
   set_num(env, obj, "poisonCode", ri.poison_code);
+  set_num(env, obj, "poisonedBy", ri.poisoned_by);
   set_num(env, obj, "regionLen", (double)ri.region_len);
   set_num(env, obj, "maxMessageLen", (double)ri.max_message_len);
   return obj;
+}
+
+/* poolParticipant(handle, index) -> {index, state, role, pid, epoch} (validated entry) */
+static napi_value js_pool_participant(napi_env env, napi_callback_info info) {
+  ARGS(env, info, 2);
+  knit_pool *pool = get_pool(env, addon, argv[0]);
+  uint32_t index;
+  if (!pool || !get_u32(env, argv[1], &index, "a participant index")) return NULL;
+  knit_participant_info pi;
+  memset(&pi, 0, sizeof pi);
+  pi.struct_size = sizeof pi;
+  knit_status st = knit_pool_get_participant(pool, index, &pi);
+  if (st != KNIT_OK) return throw_last(env, addon, st);
+  napi_value obj;
+  napi_create_object(env, &obj);
+  set_num(env, obj, "index", pi.index);
+  set_num(env, obj, "state", pi.state);
+  set_num(env, obj, "role", pi.role);
+  set_num(env, obj, "pid", pi.pid);
+  set_num(env, obj, "epoch", pi.epoch);
+  return obj;
+}
+
+/* poolReserveWorker(handle, index) -> epoch (external pools) */
+static napi_value js_pool_reserve_worker(napi_env env, napi_callback_info info) {
+  ARGS(env, info, 2);
+  knit_pool *pool = get_pool(env, addon, argv[0]);
+  uint32_t index, epoch = 0;
+  if (!pool || !get_u32(env, argv[1], &index, "a worker index")) return NULL;
+  knit_status st = knit_pool_reserve_worker(pool, index, &epoch);
+  if (st != KNIT_OK) return throw_last(env, addon, st);
+  napi_value v;
+  napi_create_uint32(env, epoch, &v);
+  return v;
+}
+
+/* Waiting for and releasing one worker block: they run on the libuv pool. */
+typedef struct worker_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  addon_t *addon;
+  const knit_pool *pool; /* a freed pool is refused by libknit, never used */
+  uint32_t worker;
+  uint64_t timeout_ns;
+  bool release;
+  knit_status status;
+  char *message;
+  char *functions; /* wait: the NUL-separated names */
+  size_t functions_len;
+} worker_work_t;
+
+static void worker_execute(napi_env env, void *data) {
+  (void)env;
+  worker_work_t *w = data;
+  if (w->release) {
+    w->status = knit_pool_release_worker(w->pool, w->worker, w->timeout_ns);
+  } else {
+    w->status = knit_pool_wait_worker(w->pool, w->worker, w->timeout_ns);
+    size_t len = 0;
+    if (w->status == KNIT_OK) w->status = knit_pool_worker_functions(w->pool, w->worker, NULL, 0, &len);
+    if (w->status == KNIT_OK) {
+      w->functions = malloc(len ? len : 1);
+      if (!w->functions) {
+        w->status = KNIT_OS_ERROR;
+        w->message = dup_cstr("out of memory");
+        return;
+      }
+      w->status = knit_pool_worker_functions(w->pool, w->worker, w->functions, len, &w->functions_len);
+      if (w->status == KNIT_OK && w->functions_len > len) {
+        w->status = KNIT_TIMED_OUT; /* the worker changed meanwhile: wait again */
+        w->message = dup_cstr("the worker's function table changed while it was read");
+        return;
+      }
+    }
+  }
+  if (w->status != KNIT_OK && !w->message) w->message = dup_cstr(knit_last_error_message());
+}
+
+static void worker_complete(napi_env env, napi_status status, void *data) {
+  worker_work_t *w = data;
+  addon_t *addon = w->addon;
+  if (status != napi_ok && w->status == KNIT_OK) {
+    w->status = KNIT_INVALID_ARGUMENT;
+    w->message = dup_cstr("the operation was cancelled");
+  }
+  if (w->status != KNIT_OK) {
+    napi_reject_deferred(env, w->deferred, make_error(env, addon, w->status, w->message));
+  } else if (w->release) {
+    napi_resolve_deferred(env, w->deferred, undefined(env));
+  } else {
+    napi_value arr, s;
+    uint32_t n = 0;
+    napi_create_array(env, &arr);
+    for (size_t at = 0; at < w->functions_len;) {
+      size_t len = strnlen(w->functions + at, w->functions_len - at);
+      napi_create_string_utf8(env, w->functions + at, len, &s);
+      napi_set_element(env, arr, n++, s);
+      at += len + 1;
+    }
+    napi_resolve_deferred(env, w->deferred, arr);
+  }
+  addon_end(env, addon);
+  napi_delete_async_work(env, w->work);
+  free(w->message);
+  free(w->functions);
+  free(w);
+}
+
+/* poolWaitWorker(handle, index, timeoutNs) -> Promise<names[]>;
+   poolReleaseWorker(handle, index, timeoutNs) -> Promise */
+static napi_value worker_op(napi_env env, napi_callback_info info, bool release) {
+  ARGS(env, info, 3);
+  knit_pool *pool = get_pool(env, addon, argv[0]);
+  worker_work_t *w = calloc(1, sizeof *w);
+  if (!w) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  if (!pool || !get_u32(env, argv[1], &w->worker, "a worker index") ||
+      !get_ns(env, argv[2], &w->timeout_ns, "a timeout in ns")) {
+    free(w);
+    return NULL;
+  }
+  w->pool = pool;
+  w->release = release;
+  w->addon = addon;
+  napi_value promise, name;
+  napi_create_string_utf8(env, "knit.worker", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+      napi_create_async_work(env, NULL, name, worker_execute, worker_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    free(w);
+    napi_throw_error(env, NULL, "cannot queue the worker operation");
+    return NULL;
+  }
+  addon_begin(env, addon);
+  return promise;
+}
+
+static napi_value js_pool_wait_worker(napi_env env, napi_callback_info info) {
+  return worker_op(env, info, false);
+}
+
+static napi_value js_pool_release_worker(napi_env env, napi_callback_info info) {
+  return worker_op(env, info, true);
 }
 
 /* --- calls ---------------------------------------------------------------------------------- */
@@ -503,9 +662,10 @@ static napi_value pair(napi_env env, napi_value a, napi_value b, napi_value c) {
   return arr;
 }
 
-/* call(pool, name, data, contentType, deadlineNs, wantHandle) -> Promise | [Promise, handle] */
+/* call(pool, name, data, contentType, deadlineNs, wantHandle, worker?) -> Promise |
+   [Promise, handle]; `worker` (1 or more) pins the call to that worker (knit_call_async_on). */
 static napi_value js_call(napi_env env, napi_callback_info info) {
-  ARGS(env, info, 6);
+  ARGS(env, info, 7);
   call_args_t a;
   const uint8_t *data = NULL;
   size_t len = 0;
@@ -516,9 +676,14 @@ static napi_value js_call(napi_env env, napi_callback_info info) {
   }
   bool want = false;
   napi_get_value_bool(env, argv[5], &want);
+  uint32_t worker = 0;
+  napi_valuetype wt;
+  napi_typeof(env, argv[6], &wt);
+  if (wt != napi_undefined && !get_u32(env, argv[6], &worker, "a worker index")) return NULL;
   knit_ticket *ticket = NULL;
   /* The request is copied into the ring before this returns. */
-  knit_status st = knit_call_async(a.pool, a.name, data, len, a.content_type, a.deadline_ns, &ticket);
+  knit_status st = worker ? knit_call_async_on(a.pool, worker, a.name, data, len, a.content_type, a.deadline_ns, &ticket)
+                          : knit_call_async(a.pool, a.name, data, len, a.content_type, a.deadline_ns, &ticket);
   if (st != KNIT_OK) return throw_last(env, addon, st);
   napi_value promise, handle;
   call_t *c = call_new(env, addon, ticket, want, &promise, &handle);
@@ -672,6 +837,10 @@ void host_init(napi_env env, napi_value exports) {
   EXPORT_FN(env, exports, "poolClose", js_pool_close);
   EXPORT_FN(env, exports, "poolWorker", js_pool_worker);
   EXPORT_FN(env, exports, "poolInfo", js_pool_info);
+  EXPORT_FN(env, exports, "poolParticipant", js_pool_participant);
+  EXPORT_FN(env, exports, "poolReserveWorker", js_pool_reserve_worker);
+  EXPORT_FN(env, exports, "poolWaitWorker", js_pool_wait_worker);
+  EXPORT_FN(env, exports, "poolReleaseWorker", js_pool_release_worker);
   EXPORT_FN(env, exports, "call", js_call);
   EXPORT_FN(env, exports, "callLoan", js_call_loan);
   EXPORT_FN(env, exports, "callWithChannel", js_call_with_channel);
