@@ -142,6 +142,25 @@ fn stick(failed: &mut Option<Error>, e: Error) -> Error {
     e
 }
 
+/// The cheap path of a poll that finds nothing (an idle waiter polls often): when the ring
+/// holds no record for this consumer, the head is published (a released payload or a PAD may
+/// have left it unpublished) and `Some(released)` returned, as a full poll would; `None` when
+/// the full poll has work.
+///
+/// A `tail` that differs from the private head means work for the full poll, which loads and
+/// validates it again (RING-5, RING-8); this first load only picks the path. When the two are
+/// equal, the consumer's own check (`peek`) decides: it reloads and validates the `tail` once
+/// the head reached the last one it saw, and otherwise finds the record still below that
+/// `tail`. PAD records on the way are consumed as a full poll would. A found record is not
+/// consumed: the full poll takes it again and decides from its own copy of the header
+/// (RING-12).
+fn empty_poll(consumer: &mut Consumer<'_>) -> Result<Option<bool>> {
+    if consumer.ring().load_tail() != consumer.head() || consumer.peek()?.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(consumer.publish_head()))
+}
+
 /// Checks the cancel table view and returns `inflight_max` as a u64 (spec §5.5).
 fn cancel_entries(cancel: &SharedMem<'_>, inflight_max: u32) -> Result<u64> {
     // HDR-6 bounds `inflight_max` to a power of two of at most 65536; checked again here
@@ -182,9 +201,9 @@ mod host {
     use alloc::vec::Vec;
 
     use super::{
-        cancel_entries, cancel_offset, misuse, stick, Accept, ChannelOpen, Error, ErrorCode,
-        FunctionTable, HelloHead, Incoming, Mailbox, MessageHead, Outgoing, Payload, Reassembler,
-        Result, RingKind, Sender, Sent, SharedMem, TYPE_CHANNEL_OPEN,
+        cancel_entries, cancel_offset, empty_poll, misuse, stick, Accept, ChannelOpen, Error,
+        ErrorCode, FunctionTable, HelloHead, Incoming, Mailbox, MessageHead, Outgoing, Payload,
+        Reassembler, Result, RingKind, Sender, Sent, SharedMem, TYPE_CHANNEL_OPEN,
     };
     use crate::message::Loan;
     use crate::records::{RequestHead, TYPE_SHUTDOWN};
@@ -577,6 +596,22 @@ mod host {
         /// [`HostMailbox::publish_head`] releases it to the worker. After a violation every
         /// later poll returns it again without touching the ring (RING-13).
         pub fn poll(&mut self) -> Result<HostPolled<'_, 'a>> {
+            if let Some(e) = self.failed {
+                return Err(e);
+            }
+            if let Some(released) =
+                empty_poll(&mut self.consumer).map_err(|e| stick(&mut self.failed, e))?
+            {
+                return Ok(HostPolled {
+                    event: None,
+                    released,
+                });
+            }
+            self.poll_ring()
+        }
+
+        /// [`HostMailbox::poll`] past its cheap path: the message layer reads the ring.
+        fn poll_ring(&mut self) -> Result<HostPolled<'_, 'a>> {
             let HostMailbox {
                 consumer,
                 reassembler,
@@ -586,9 +621,6 @@ mod host {
                 failed,
                 ..
             } = self;
-            if let Some(e) = *failed {
-                return Err(e);
-            }
             let mask = *entries - 1;
             let have_table = table.is_some();
             let polled = reassembler
@@ -685,6 +717,15 @@ mod host {
         /// it stored: ring the worker's doorbell (WAIT-6).
         pub fn publish_head(&mut self) -> bool {
             self.consumer.publish_head()
+        }
+
+        /// The response-ring position below which every record is consumed (the private
+        /// head). After a poll that found nothing (no event, nothing released), the ring
+        /// holds nothing new for as long as its `tail` still equals this value: a waiter may
+        /// compare the two before it takes whatever lock guards this mailbox, and poll only
+        /// once the `tail` moved (such a poll loads the `tail` again and validates it).
+        pub fn consumed(&self) -> u64 {
+            self.consumer.head()
         }
     }
 
@@ -1107,6 +1148,14 @@ impl<'a> WorkerRequests<'a> {
                 released: false,
             });
         }
+        if let Some(released) =
+            empty_poll(&mut self.consumer).map_err(|e| stick(&mut self.failed, e))?
+        {
+            return Ok(WorkerPolled {
+                event: None,
+                released,
+            });
+        }
         let WorkerRequests {
             consumer,
             reassembler,
@@ -1319,5 +1368,67 @@ mod tests {
             panic!("a loan larger than one record is refused");
         };
         assert_eq!(e.code, ErrorCode::InvalidArgument);
+    }
+    #[test]
+    fn an_empty_poll_still_publishes_a_released_head() {
+        let buf = buffer();
+        let r = region(&buf);
+        let (mut host, mut worker) = greeted(&r);
+        let mut out = host.start_request(ECHO, 0, 0, b"ping").unwrap().unwrap();
+        assert!(host.write(&mut out).unwrap().done);
+        let Some(WorkerEvent::Request(req)) = worker.poll().unwrap().event else {
+            panic!("a request");
+        };
+        let id = req.request_id;
+        let mut resp = worker.start_response(id, 0, 0, b"pong");
+        assert!(worker.write(&mut resp).unwrap().done);
+        let Some(HostEvent::Response(resp)) = host.poll().unwrap().event else {
+            panic!("a response");
+        };
+        // Released but not published: the ring is empty for the host now, and the empty poll
+        // (the cheap path) still stores the head, as a full poll does (RING-6).
+        resp.payload.release();
+        let response_ring = r.mailbox(0).unwrap().response;
+        assert_eq!(response_ring.load_tail(), host.consumed());
+        assert_ne!(response_ring.load_head(), host.consumed());
+        let polled = host.poll().unwrap();
+        assert!(polled.event.is_none());
+        assert!(polled.released);
+        assert_eq!(response_ring.load_head(), host.consumed());
+        // Nothing left to release: further polls report nothing at all.
+        let polled = host.poll().unwrap();
+        assert!(polled.event.is_none() && !polled.released);
+    }
+
+    #[test]
+    fn a_tail_moved_back_to_the_head_hides_no_published_record() {
+        let buf = buffer();
+        let r = region(&buf);
+        let (mut host, mut worker) = greeted(&r);
+        // Two requests published before the worker looks: its consumer loads one tail
+        // covering both.
+        let request_ring = r.mailbox(0).unwrap().request;
+        let mut a = host.start_request(ECHO, 0, 0, b"first").unwrap().unwrap();
+        assert!(host.write(&mut a).unwrap().done);
+        let after_first = request_ring.load_tail();
+        let mut b = host.start_request(ECHO, 0, 0, b"second").unwrap().unwrap();
+        assert!(host.write(&mut b).unwrap().done);
+        let Some(WorkerEvent::Request(first)) = worker.poll().unwrap().event else {
+            panic!("the first request");
+        };
+        assert_eq!(first.payload.bytes(), b"first");
+        first.payload.release();
+        // A hostile host stores a tail equal to the worker's head, below the second request
+        // it already published. The consumer still reads what it was shown: the cheap path
+        // of an empty poll defers to the consumer's own view.
+        request_ring
+            .ctrl
+            .atomic_u64(crate::ring::TAIL_OFFSET)
+            .unwrap()
+            .store(after_first, Ordering::Release);
+        let Some(WorkerEvent::Request(second)) = worker.poll().unwrap().event else {
+            panic!("the second request");
+        };
+        assert_eq!(second.payload.bytes(), b"second");
     }
 }

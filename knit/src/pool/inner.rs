@@ -221,18 +221,23 @@ impl Inner {
         st: &mut HostState,
         hook: &mut Hook<'_>,
     ) -> bool {
+        self.drain_counted(w, st, hook).progress
+    }
+
+    /// [`Inner::drain_with`], telling also whether the drain stopped on an empty ring.
+    fn drain_counted(&self, w: &WorkerSlot, st: &mut HostState, hook: &mut Hook<'_>) -> Drained {
         let mut progress = false;
         // Each poll takes at most MAX_RECORDS_PER_POLL records; the bound keeps a worker that
         // never stops producing from holding us here forever (SEC-1).
         for _ in 0..1024 {
             let Some(mbx) = st.mailbox.as_mut() else {
-                return progress;
+                return Drained::partly(progress);
             };
             let polled = match mbx.poll() {
                 Ok(p) => p,
                 Err(e) => {
                     self.violation(w, st, e);
-                    return true;
+                    return Drained::partly(true);
                 }
             };
             let mut released = polled.released;
@@ -288,7 +293,7 @@ impl Inner {
             }
             if let Some(e) = channel_error {
                 self.violation(w, st, e);
-                return true;
+                return Drained::partly(true);
             }
             let any = delivered.is_some() || released;
             if let Some((id, outcome)) = delivered {
@@ -296,10 +301,32 @@ impl Inner {
             }
             progress |= any;
             if !any {
-                break;
+                // The last poll found the ring empty and released nothing.
+                return Drained {
+                    progress,
+                    empty_at: st.mailbox.as_ref().map(HostMailbox::consumed),
+                };
             }
         }
-        progress
+        Drained::partly(progress)
+    }
+}
+
+/// The outcome of one drain of a response ring.
+struct Drained {
+    /// Anything was read or released.
+    progress: bool,
+    /// The consumed position when the drain stopped on an empty ring: nothing new is published
+    /// while the ring's `tail` still equals it. `None` when the drain stopped early.
+    empty_at: Option<u64>,
+}
+
+impl Drained {
+    fn partly(progress: bool) -> Self {
+        Drained {
+            progress,
+            empty_at: None,
+        }
     }
 }
 
@@ -698,15 +725,24 @@ impl Inner {
         deadline_ns: u64,
         hook: &mut Hook<'_>,
     ) -> CallResult {
+        // Where this waiter's own last drain left the response ring empty: while its `tail`
+        // still reads the same, nothing new can be drained and the lock is not even tried
+        // (the spin loop's common case). Any other thread that drains delivers into `slot`.
+        let mut empty_at: Option<u64> = None;
         let ready = || {
+            if slot.is_done() {
+                return true;
+            }
+            if empty_at.is_some() && empty_at == Some(w.mailbox.response.load_tail()) {
+                return false;
+            }
+            let mut st = match w.state.try_lock() {
+                Ok(st) => st,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return false,
+            };
+            empty_at = self.drain_counted(w, &mut st, hook).empty_at;
             slot.is_done()
-                || match w.state.try_lock() {
-                    Ok(mut st) => self.drain_with(w, &mut st, hook) && slot.is_done(),
-                    Err(std::sync::TryLockError::Poisoned(p)) => {
-                        self.drain_with(w, &mut p.into_inner(), hook) && slot.is_done()
-                    }
-                    Err(std::sync::TryLockError::WouldBlock) => false,
-                }
         };
         // Outcomes of death, poisoning and shutdown arrive through the slot.
         let waited = wait(
