@@ -18,6 +18,7 @@ mod future;
 mod inner;
 mod input;
 mod monitor;
+mod pending;
 mod reactor;
 mod sender;
 mod slot;
@@ -39,6 +40,7 @@ pub use input::Sender;
 
 use self::builder::Config;
 use self::inner::{lock, HostState, Inner, Runner, Signal, WorkerSlot, DEAD, READY, STARTING};
+use self::pending::PendingTable;
 use self::slot::CallSlot;
 use crate::call::{CallError, CallOptions, CallResult, Payload};
 use crate::clock::monotonic_ns;
@@ -110,7 +112,7 @@ impl Pool {
                 index,
                 state: Mutex::new(HostState {
                     mailbox: None,
-                    pending: HashMap::new(),
+                    pending: PendingTable::new(region.geometry().inflight_max()),
                 }),
                 phase: AtomicU8::new(STARTING),
                 outstanding: AtomicUsize::new(0),

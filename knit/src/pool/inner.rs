@@ -2,7 +2,6 @@
 //! CALL-10, MSG-2, backpressure), draining responses into call slots (CALL-3, CALL-4), failing
 //! calls (LIVE-3, LIVE-6) and cancelling them (CANCEL-1, CALL-8).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -17,6 +16,7 @@ use knit_core::wait::Doorbell;
 use knit_core::ErrorCode;
 
 use super::builder::{Backpressure, Config};
+use super::pending::PendingTable;
 use super::slot::CallSlot;
 use crate::call::{CallError, CallResult, Payload, Response};
 use crate::futex::Futex;
@@ -53,7 +53,7 @@ pub(crate) struct Pending {
 pub(crate) struct HostState {
     /// `None` while the worker is dead and not yet restarted.
     pub(crate) mailbox: Option<HostMailbox<'static>>,
-    pub(crate) pending: HashMap<u64, Pending>,
+    pub(crate) pending: PendingTable,
 }
 
 /// What runs a worker.
@@ -180,7 +180,7 @@ impl Inner {
 
     /// Removes call `id` from `w` and delivers `outcome` to it (exactly once).
     pub(crate) fn finish(&self, w: &WorkerSlot, st: &mut HostState, id: u64, outcome: CallResult) {
-        if let Some(p) = st.pending.remove(&id) {
+        if let Some(p) = st.pending.remove(id) {
             w.outstanding.fetch_sub(1, Ordering::AcqRel);
             if p.is_async {
                 self.async_outstanding.fetch_sub(1, Ordering::AcqRel);
@@ -197,7 +197,7 @@ impl Inner {
         code: ErrorCode,
         message: &str,
     ) {
-        let ids: Vec<u64> = st.pending.keys().copied().collect();
+        let ids = st.pending.ids();
         for id in ids {
             self.finish(w, st, id, Err(CallError::new(code, message)));
         }
@@ -248,7 +248,7 @@ impl Inner {
                     // Only an async call can take a channel (`CallFuture::channel`): one opened
                     // for a blocking call, or for no outstanding call, would never be read and
                     // its writer would wait for room for ever, so it is aborted at once.
-                    let wanted = st.pending.get(&open.tag).is_some_and(|p| p.is_async);
+                    let wanted = st.pending.get(open.tag).is_some_and(|p| p.is_async);
                     channel_error = self.accept_channel(w, open, wanted).err();
                     None
                 }
@@ -771,7 +771,7 @@ impl Inner {
         let mut st = lock(&w.state);
         // A response that is already published wins over the cancellation.
         self.drain_locked(w, &mut st);
-        if !st.pending.contains_key(&id) {
+        if !st.pending.contains_key(id) {
             return;
         }
         if let Some(mbx) = st.mailbox.as_mut() {
