@@ -17,6 +17,7 @@ use knit_core::message::Payload;
 use knit_core::participant::{Identity, Participant};
 use knit_core::region::Region;
 use knit_core::ring::RingRef;
+use knit_core::shared::SharedMem;
 use knit_core::wait::Doorbell;
 use knit_core::ErrorCode;
 
@@ -203,6 +204,8 @@ struct Session<'a, 'w> {
     host_bell: Doorbell<'a>,
     requests: RingRef<'a>,
     responses: RingRef<'a>,
+    /// This mailbox's cancel table (spec/05 §5.5), located once per session.
+    cancel: SharedMem<'a>,
     worker: &'w Worker,
     last_heartbeat: std::cell::Cell<u64>,
     /// `CLOCK_MONOTONIC` of the last `/proc` check of the host (0: never).
@@ -248,6 +251,7 @@ pub(super) fn serve(handle: &RegionHandle, slot: u32, worker: &Worker) -> Result
         host_bell: host.doorbell()?,
         requests: mailbox.request,
         responses: mailbox.response,
+        cancel: mailbox.cancel,
         worker,
         last_heartbeat: std::cell::Cell::new(now),
         last_host_check: std::cell::Cell::new(0),
@@ -498,8 +502,7 @@ impl<'a> Session<'a, '_> {
     fn cancel_entry(&self, request_id: u64) -> Option<&std::sync::atomic::AtomicU64> {
         let entries = u64::from(self.region.geometry().inflight_max());
         let index = usize::try_from(request_id & entries.checked_sub(1)?).ok()?;
-        let cancel = self.region.mailbox(self.slot - 1).ok()?.cancel;
-        cancel.atomic_u64(index.checked_mul(8)?).ok()
+        self.cancel.atomic_u64(index.checked_mul(8)?).ok()
     }
 
     fn respond(
