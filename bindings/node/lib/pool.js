@@ -72,6 +72,15 @@ function nativeOptions(o) {
   return out;
 }
 
+/** How long a lone call polls for its outcome before it leaves it to the completion thread:
+    like the spin policy of libknit's waiters (none: never; lowest-latency: longer). */
+function spinNs(o) {
+  if (o.callSpin !== undefined) return ms(o.callSpin, 'callSpin');
+  if (o.spin === 'none') return 0;
+  if (o.spin === 'lowest-latency') return 100000;
+  return 20000;
+}
+
 /** A call's deadline argument: 0 = the pool's default, else ns from now. */
 function deadlineNs(options) {
   if (options.deadline === undefined || options.deadline === null) return 0;
@@ -102,6 +111,7 @@ class Pool {
     this._inflight = 0;
     this._limit = Math.max(1, this._workers * (options.inflight ?? 256));
     this._waiting = [];
+    this._spinNs = spinNs(options);
     const callFn = (name, value, opts) => this._decoded(name, value, opts);
     /** `pool.call(name, value, options)` and `pool.call.name(value, options)`. */
     this.call = new Proxy(callFn, {
@@ -190,7 +200,9 @@ class Pool {
     const { data, contentType } = payload.encode(value, options.contentType);
     const dl = deadlineNs(options);
     const worker = options.worker;
-    return this._raw((want) => native.call(this._handle, name, data, contentType, dl, want, worker), options);
+    // A lone call may wait a few microseconds for its outcome on the event loop (the fast
+    // path: no thread hand-off); with other calls in flight it never does.
+    return this._raw((want) => native.call(this._handle, name, data, contentType, dl, want, worker, this._inflight === 1 ? this._spinNs : 0), options);
   }
 
   async _decoded(name, value, options = {}) {
