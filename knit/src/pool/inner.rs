@@ -11,7 +11,7 @@ use knit_core::mailbox::{HostEvent, HostMailbox, Outgoing};
 use knit_core::participant::Participant;
 use knit_core::records::RequestHead;
 use knit_core::region::{Mailbox, Region};
-use knit_core::ring::RECORD_HEADER_LEN;
+use knit_core::ring::{RECORD_HEADER_LEN, TAIL_OFFSET};
 use knit_core::wait::Doorbell;
 use knit_core::ErrorCode;
 
@@ -728,20 +728,22 @@ impl Inner {
         // Where this waiter's own last drain left the response ring empty: while its `tail`
         // still reads the same, nothing new can be drained and the lock is not even tried
         // (the spin loop's common case). Any other thread that drains delivers into `slot`.
+        // The `tail` word is located once; its loads here only pick whether to drain (the
+        // drain's own poll loads and validates it, RING-8).
+        let tail = w.mailbox.response.ctrl.atomic_u64(TAIL_OFFSET).ok();
         let mut empty_at: Option<u64> = None;
         let ready = || {
             if slot.is_done() {
                 return true;
             }
-            if empty_at.is_some() && empty_at == Some(w.mailbox.response.load_tail()) {
-                return false;
+            if let (Some(at), Some(tail)) = (empty_at, tail) {
+                if tail.load(Ordering::Acquire) == at {
+                    return false;
+                }
             }
-            let mut st = match w.state.try_lock() {
-                Ok(st) => st,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return false,
-            };
-            empty_at = self.drain_counted(w, &mut st, hook).empty_at;
+            if let Some(drained) = self.drain_for_waiter(w, hook) {
+                empty_at = drained.empty_at;
+            }
             slot.is_done()
         };
         // Outcomes of death, poisoning and shutdown arrive through the slot.
@@ -762,6 +764,18 @@ impl Inner {
                 "the call's outcome was already taken",
             ))
         })
+    }
+
+    /// One drain of `w` for a waiting caller; `None` when another thread holds its lock. Kept
+    /// out of the waiter's spin loop so that the loop itself stays small.
+    #[inline(never)]
+    fn drain_for_waiter(&self, w: &WorkerSlot, hook: &mut Hook<'_>) -> Option<Drained> {
+        let mut st = match w.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(self.drain_counted(w, &mut st, hook))
     }
 
     /// CANCEL-1 / CALL-8: stores the cancel entry, rings the worker, abandons the id (a late
