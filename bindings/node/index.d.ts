@@ -119,7 +119,11 @@ export interface PoolOptions {
   deadline?: number;
   /** Start a dead worker again. */
   restart?: boolean;
+  /** How waiting threads spin before they park. */
   spin?: 'balanced' | 'lowest-latency' | 'none' | number;
+  /** ms a lone call polls for its outcome on the event loop before it leaves it to
+      libknit's thread (default 0.02; 0 with spin 'none', 0.1 with 'lowest-latency'). */
+  callSpin?: number;
   /** Bytes of each request and response ring (powers of two), or [request, response]. */
   ringSize?: number | [number, number];
   /** Channel slots (default 8; 0 for none) and bytes of each channel ring (default 64 KiB). */

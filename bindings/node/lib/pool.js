@@ -233,9 +233,12 @@ class Pool {
       result,
     );
     s.cancel = () => native.cancel(handle);
-    if (options.signal) {
-      if (options.signal.aborted) s.cancel();
-      else options.signal.addEventListener('abort', s.cancel, { once: true });
+    const { signal } = options;
+    if (signal) {
+      if (signal.aborted) s.cancel();
+      signal.addEventListener('abort', s.cancel, { once: true });
+      const forget = () => signal.removeEventListener('abort', s.cancel);
+      result.then(forget, forget);
     }
     return s;
   }
@@ -251,8 +254,15 @@ class Pool {
       () => native.chanDispose(tx),
     );
     const result = promise.then((r) => payload.decode(r.data, r.contentType));
-    if (options.signal) options.signal.addEventListener('abort', () => native.cancel(handle), { once: true });
-    return { sender, result, cancel: () => native.cancel(handle) };
+    const cancel = () => native.cancel(handle);
+    const { signal } = options;
+    if (signal) {
+      if (signal.aborted) cancel();
+      signal.addEventListener('abort', cancel, { once: true });
+      const forget = () => signal.removeEventListener('abort', cancel);
+      result.then(forget, forget);
+    }
+    return { sender, result, cancel };
   }
 
   /** Streams every message of `messages` (an iterable or async iterable) to the handler of

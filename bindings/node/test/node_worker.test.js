@@ -176,3 +176,40 @@ test('a payload view kept past its handler is detached', async () => {
   assert.equal(await pool.call.keep_payload(Buffer.alloc(64, 1)), 'kept');
   assert.equal(await pool.call.kept_length(), 0);
 });
+
+test('a host receiver that aborts stops the worker sender, and the worker keeps serving', async () => {
+  const s = pool.stream('flood', { n: 100000, size: 1000 });
+  const first = await s.next();
+  assert.equal(first.value.length, 1000);
+  await s.abort(4000);
+  await assert.rejects(s.result, (e) => e instanceof knit.ChannelAborted);
+  assert.equal(await pool.call.hello('after abort'), 'Hello, after abort');
+});
+
+test('trySend reports a full channel with WouldBlock; an AbortSignal cancels a stream', async () => {
+  const ac = new AbortController();
+  const { sender, result } = pool.callWithChannel('wait_for_abort', null, { signal: ac.signal });
+  let sent = 0;
+  for (;;) {
+    try {
+      // eslint-disable-next-line no-await-in-loop
+      await sender.trySend(Buffer.alloc(1000));
+      sent += 1;
+    } catch (e) {
+      assert.ok(e instanceof knit.WouldBlock, String(e));
+      break;
+    }
+    assert.ok(sent < 100, 'a 4 KiB channel never filled');
+  }
+  assert.ok(sent >= 1);
+  ac.abort();
+  await assert.rejects(result, knit.Cancelled);
+  await sender.abort();
+  const ac2 = new AbortController();
+  const s = pool.stream('flood', { n: 100000, size: 1000 }, { signal: ac2.signal });
+  assert.equal((await s.next()).value.length, 1000);
+  ac2.abort();
+  await assert.rejects(s.result, knit.Cancelled);
+  s.dispose();
+  assert.equal(await pool.call.hello('after cancel'), 'Hello, after cancel');
+});
