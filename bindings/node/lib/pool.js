@@ -29,9 +29,12 @@ function nativeOptions(o) {
     // No workers started: someone else starts them; they attach by region name and index.
     out.external = true;
   } else if (o.handlers) {
-    // Thread workers of this process: their handlers run on this event loop.
+    // Thread workers of this process: their handlers run on this event loop. A call waiting
+    // for ring room on this loop would wait for handlers that need the loop: a full ring
+    // fails the call with WouldBlock instead (unless asked otherwise).
     // eslint-disable-next-line global-require
     out.threads = require('./worker').dispatcher(o.handlers);
+    if (o.backpressure === undefined) out.backpressure = BACKPRESSURE.error;
   } else {
     let command = o.command;
     if (typeof command === 'string') command = [command];
@@ -75,6 +78,7 @@ function nativeOptions(o) {
 /** How long a lone call polls for its outcome before it leaves it to the completion thread:
     like the spin policy of libknit's waiters (none: never; lowest-latency: longer). */
 function spinNs(o) {
+  if (o.handlers) return 0; // their handlers need this loop: waiting on it cannot help
   if (o.callSpin !== undefined) return ms(o.callSpin, 'callSpin');
   if (o.spin === 'none') return 0;
   if (o.spin === 'lowest-latency') return 100000;

@@ -757,6 +757,9 @@ static void loan_fill(void *user_data, uint8_t *buffer, size_t len) {
   napi_get_global(env, &global);
   if (napi_call_function(env, global, l->fill, 1, &view, &ignored) != napi_ok) l->threw = true;
   napi_detach_arraybuffer(env, ab);
+  /* A fill that threw may have written part of the request: the call goes out (fill cannot
+     stop it) and is cancelled at once; it carries zeros, not stale ring bytes. */
+  if (l->threw) memset(buffer, 0, len);
 }
 
 /* callLoan(pool, name, len, contentType, deadlineNs, fill, wantHandle) */
