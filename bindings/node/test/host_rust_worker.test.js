@@ -89,6 +89,17 @@ test('a loan writes the request in place and the view is detached after fill', a
   assert.throws(() => view.buffer.slice(0), TypeError);
 });
 
+test('a loan larger than one ring record is refused before fill runs', async () => {
+  let called = false;
+  await assert.rejects(
+    pool.callLoan('checksum', 1 << 20, () => {
+      called = true;
+    }),
+    knit.InvalidArgument,
+  );
+  assert.equal(called, false);
+});
+
 test('a loan whose fill throws rethrows and sends nothing usable', async () => {
   await assert.rejects(pool.callLoan('checksum', 8, () => { throw new Error("no"); }), /no/);
   assert.equal(await pool.call.hello('after', { deadline: 5000 }), 'Hello, after');
