@@ -407,19 +407,29 @@ impl Inner {
                 }
                 // Free cancel entries and ring space first (MBX: never stop consuming).
                 self.drain_locked(w, &mut st);
+                // The first attempt loads no position of the worker's: its request-ring head
+                // is on a cache line the worker writes after every request, so loading it on
+                // every call costs a transfer between cores. Only a refused attempt takes the
+                // positions to wait on, then tries once more, so that room made after the
+                // first attempt is not waited for in vain.
+                let mut attempt = || {
+                    self.try_send(
+                        w,
+                        &mut st,
+                        function_id,
+                        payload,
+                        deadline_ns,
+                        slot,
+                        is_async,
+                    )
+                };
+                if let Admit::Sent(id) = attempt()? {
+                    return Ok(id);
+                }
                 seen_head = w.mailbox.request.load_head();
                 seen_tail = w.mailbox.response.load_tail();
-                match self.try_send(
-                    w,
-                    &mut st,
-                    function_id,
-                    payload,
-                    deadline_ns,
-                    slot,
-                    is_async,
-                )? {
-                    Admit::Sent(id) => return Ok(id),
-                    Admit::Full => {}
+                if let Admit::Sent(id) = attempt()? {
+                    return Ok(id);
                 }
             }
             self.wait_for_room(w, seen_head, seen_tail, deadline_ns)?;

@@ -523,9 +523,15 @@ impl<'a> Session<'a, '_> {
     }
 
     /// Writes `out` completely, waiting for response space (WAIT-6) while watching the host.
+    ///
+    /// A write loads no position of the host's unless the ring is short of room: the
+    /// response ring's head is on a cache line the host writes after every response, so
+    /// loading it on every call costs a transfer between cores. Once a write is short, the
+    /// head to wait on is taken and the write tried once more before waiting, so that room
+    /// made in between is not waited for in vain.
     fn send(&self, mbx: &mut WorkerResponses<'_>, out: &mut Outgoing<'_>) -> Result<(), Halt> {
+        let mut seen_head = None;
         loop {
-            let seen_head = self.responses.load_head();
             let sent = mbx.write(out).map_err(|e| self.violation(e))?;
             if sent.published {
                 // WAIT-5
@@ -534,7 +540,10 @@ impl<'a> Session<'a, '_> {
             if sent.done {
                 return Ok(());
             }
-            self.wait_for(|| self.responses.load_head() != seen_head)?;
+            match seen_head.take() {
+                None => seen_head = Some(self.responses.load_head()),
+                Some(seen) => self.wait_for(|| self.responses.load_head() != seen)?,
+            }
         }
     }
 
