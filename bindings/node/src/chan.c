@@ -211,10 +211,9 @@ static void *chan_thread(void *arg) {
       job_run(job, &ch->tx, &ch->rx, NULL);
       if (job->op == OP_RECV && job->status != KNIT_OK && ch->rx) {
         /* The stream ended (END, abort, peer death): free the end now, before JavaScript
-           hears of it and starts another call. libknit releases a slot when END is read but
-           forgets the end only when it is freed; a worker reopening the slot in between is
-           refused as BAD_CHANNEL (CHAN-14) and poisons the region. Later receives repeat
-           this outcome. */
+           hears of it, instead of when the Receiver is collected: its handle goes back at
+           once. (libknit before a56f7b5 also refused a worker reopening the slot while the
+           ended end was kept, CHAN-14.) Later receives repeat this outcome. */
         knit_receiver_free(ch->rx);
         ch->rx = NULL;
         ch->take_status = job->status;
