@@ -49,6 +49,7 @@ static void serve_unref(serve_t *s) {
 typedef struct entry {
   serve_t *serve;
   uint32_t index;
+  bool streaming; /* added as streaming (not in place) */
 } entry_t;
 
 static void entry_free(void *p) {
@@ -68,6 +69,7 @@ typedef struct rc {
   exec_t ex; /* ex.mu guards every field below but `view` */
   serve_t *serve;
   uint32_t index, id;
+  bool streaming;
   const knit_request *request;
   knit_sender *tx;
   knit_receiver *rx;
@@ -214,6 +216,17 @@ static void cancel_deliver(napi_env env, addon_t *addon, item_t *item) {
   rc_unref(rc);
 }
 
+/* Results from this size on are written in place (knit_reply_write_in_place); smaller ones
+   through the reply's buffer, which costs less than a loan for a few bytes. */
+#define IN_PLACE_MIN 16384
+
+static size_t write_result(void *user_data, uint8_t *buffer, size_t capacity) {
+  rc_t *rc = user_data;
+  size_t n = rc->len < capacity ? rc->len : capacity;
+  memcpy(buffer, rc->data, n);
+  return n;
+}
+
 static knit_status on_request(void *user_data, const knit_request *req, knit_reply *reply) {
   entry_t *e = user_data;
   serve_t *s = e->serve;
@@ -226,6 +239,7 @@ static knit_status on_request(void *user_data, const knit_request *req, knit_rep
   serve_ref(s);
   rc->serve = s;
   rc->index = e->index;
+  rc->streaming = e->streaming;
   pthread_mutex_lock(&s->mu);
   rc->id = ++s->next_id;
   pthread_mutex_unlock(&s->mu);
@@ -280,7 +294,12 @@ static knit_status on_request(void *user_data, const knit_request *req, knit_rep
   knit_status status;
   if (code == KNIT_OK) {
     /* A failure here (a result too large, ...) is the call's status, with its message. */
-    status = knit_reply_set(reply, rc->data, rc->len, rc->content_type);
+    if (rc->len >= IN_PLACE_MIN && !rc->streaming) {
+      /* Straight into the response ring (one copy fewer than through the reply's buffer). */
+      status = knit_reply_write_in_place(reply, rc->len, rc->content_type, write_result, rc);
+    } else {
+      status = knit_reply_set(reply, rc->data, rc->len, rc->content_type);
+    }
   } else {
     knit_reply_error(reply, code, rc->message);
     status = code;
@@ -374,9 +393,10 @@ static napi_value js_serve(napi_env env, napi_callback_info info) {
     if (!e) goto fail;
     e->serve = s;
     e->index = i;
+    e->streaming = streaming;
     serve_ref(s);
     st = streaming ? knit_worker_handle_streaming(worker, name, on_request, e, entry_free)
-                   : knit_worker_handle(worker, name, on_request, e, entry_free);
+                   : knit_worker_handle_in_place(worker, name, on_request, e, entry_free);
     if (st != KNIT_OK) {
       free(e);
       serve_unref(s);
@@ -438,9 +458,10 @@ knit_handlers *serve_handlers(napi_env env, addon_t *addon, napi_value names, na
     }
     e->serve = s;
     e->index = i;
+    e->streaming = is_streaming;
     serve_ref(s);
     st = is_streaming ? knit_handlers_add_streaming(set, name, on_request, e, entry_free)
-                      : knit_handlers_add(set, name, on_request, e, entry_free);
+                      : knit_handlers_add_in_place(set, name, on_request, e, entry_free);
     if (st != KNIT_OK) {
       free(e);
       serve_unref(s);
