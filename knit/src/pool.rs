@@ -129,6 +129,7 @@ impl Pool {
                 released: AtomicBool::new(false),
                 claimed_ns: AtomicU64::new(0),
                 claim_unknown: AtomicBool::new(false),
+                drained_to: AtomicU64::new(0),
             });
         }
         let inner = Arc::new(Inner {
@@ -297,12 +298,16 @@ impl Pool {
         let deadline_ns = self.deadline(options);
         let (worker, function_id) = self.route(on, name, deadline_ns)?;
         let w = self.worker(worker)?;
-        let slot = Arc::new(CallSlot::new());
-        let id = self
+        let slot = slot::take_spare();
+        let outcome = self
             .inner
-            .send(w, function_id, &payload, deadline_ns, &slot, false)?;
-        self.inner
-            .wait_response(w, id, &slot, deadline_ns, &mut None)
+            .send(w, function_id, &payload, deadline_ns, &slot, false)
+            .and_then(|id| {
+                self.inner
+                    .wait_response(w, id, &slot, deadline_ns, &mut None)
+            });
+        slot::give_back(slot);
+        outcome
     }
 
     /// Calls `name` and runs `f` on the result bytes. When this thread reads the response
@@ -320,7 +325,7 @@ impl Pool {
         let deadline_ns = self.deadline(options);
         let (worker, function_id) = self.pick(name, deadline_ns)?;
         let w = self.worker(worker)?;
-        let slot = Arc::new(CallSlot::new());
+        let slot = slot::take_spare();
         let id = self
             .inner
             .send(w, function_id, &payload, deadline_ns, &slot, false)?;
@@ -336,6 +341,7 @@ impl Pool {
             self.inner
                 .wait_response(w, id, &slot, deadline_ns, &mut hook)?
         };
+        slot::give_back(slot);
         run(response.bytes());
         out.ok_or_else(|| CallError::new(ErrorCode::InvalidArgument, "the result was consumed"))
     }
@@ -508,7 +514,7 @@ impl Pool {
         let deadline_ns = self.deadline(options);
         let (worker, function_id) = self.pick(name, deadline_ns)?;
         let w = self.worker(worker)?;
-        let slot = Arc::new(CallSlot::new());
+        let slot = slot::take_spare();
         let id = self.inner.send_loan(
             w,
             function_id,
@@ -519,8 +525,11 @@ impl Pool {
             false,
             fill,
         )?;
-        self.inner
-            .wait_response(w, id, &slot, deadline_ns, &mut None)
+        let outcome = self
+            .inner
+            .wait_response(w, id, &slot, deadline_ns, &mut None);
+        slot::give_back(slot);
+        outcome
     }
 
     /// [`Pool::call_loan`] that returns the call's future once the request is sent: `fill`

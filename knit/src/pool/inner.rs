@@ -96,6 +96,12 @@ pub(crate) struct WorkerSlot {
     /// Declared dead while ATTACHING, before its owner was known (PART-11): PART-4 forbids
     /// reserving the entry again, since nothing shows that owner is gone.
     pub(crate) claim_unknown: AtomicBool,
+    /// The response-ring position every record below which the last drain consumed (stored
+    /// under `state` after each drain): a waiter that saw the ring empty at a position skips
+    /// its next drain only while both the ring's `tail` and this still read that position, so
+    /// that a drain by another thread since (after which a `tail` moved back would be a
+    /// violation, RING-8) is never skipped over.
+    pub(crate) drained_to: AtomicU64,
 }
 
 impl WorkerSlot {
@@ -226,6 +232,15 @@ impl Inner {
 
     /// [`Inner::drain_with`], telling also whether the drain stopped on an empty ring.
     fn drain_counted(&self, w: &WorkerSlot, st: &mut HostState, hook: &mut Hook<'_>) -> Drained {
+        let drained = self.drain_polls(w, st, hook);
+        if let Some(mbx) = st.mailbox.as_ref() {
+            w.drained_to.store(mbx.consumed(), Ordering::Release);
+        }
+        drained
+    }
+
+    /// The polls of [`Inner::drain_counted`].
+    fn drain_polls(&self, w: &WorkerSlot, st: &mut HostState, hook: &mut Hook<'_>) -> Drained {
         let mut progress = false;
         // Each poll takes at most MAX_RECORDS_PER_POLL records; the bound keeps a worker that
         // never stops producing from holding us here forever (SEC-1).
@@ -736,10 +751,11 @@ impl Inner {
         hook: &mut Hook<'_>,
     ) -> CallResult {
         // Where this waiter's own last drain left the response ring empty: while its `tail`
-        // still reads the same, nothing new can be drained and the lock is not even tried
-        // (the spin loop's common case). Any other thread that drains delivers into `slot`.
-        // The `tail` word is located once; its loads here only pick whether to drain (the
-        // drain's own poll loads and validates it, RING-8).
+        // still reads the same and no drain consumed past it since (`drained_to`), a poll
+        // would find nothing, so the lock is not even tried (the spin loop's common case).
+        // Any other thread that drains delivers into `slot`. The `tail` word is located once;
+        // a `tail` equal to the consumed position is valid by itself (RING-8), and any other
+        // value is loaded again and validated by the drain's poll.
         let tail = w.mailbox.response.ctrl.atomic_u64(TAIL_OFFSET).ok();
         let mut empty_at: Option<u64> = None;
         let ready = || {
@@ -747,7 +763,8 @@ impl Inner {
                 return true;
             }
             if let (Some(at), Some(tail)) = (empty_at, tail) {
-                if tail.load(Ordering::Acquire) == at {
+                if tail.load(Ordering::Acquire) == at && w.drained_to.load(Ordering::Acquire) == at
+                {
                     return false;
                 }
             }

@@ -1,8 +1,9 @@
 //! [`CallSlot`]: where the outcome of one call is delivered, by whichever thread reads the
 //! response (a blocking caller draining the ring, the reactor, the monitor).
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 
 use crate::call::CallResult;
@@ -81,5 +82,66 @@ impl CallSlot {
             _ => inner.waker = Some(waker.clone()),
         }
         None
+    }
+}
+
+thread_local! {
+    /// A slot a blocking call of this thread finished with, kept for its next call: a
+    /// blocking call needs one for every request, and reusing it saves an allocation and a
+    /// free per call.
+    static SPARE: Cell<Option<Arc<CallSlot>>> = const { Cell::new(None) };
+}
+
+/// A fresh slot for a blocking call: this thread's spare one, or a new one.
+pub(crate) fn take_spare() -> Arc<CallSlot> {
+    SPARE
+        .with(Cell::take)
+        .unwrap_or_else(|| Arc::new(CallSlot::new()))
+}
+
+/// Keeps `slot` for this thread's next blocking call, reset, if nothing else holds it (a
+/// call whose outcome was delivered is no longer in any table); otherwise lets it go.
+pub(crate) fn give_back(mut slot: Arc<CallSlot>) {
+    if let Some(unique) = Arc::get_mut(&mut slot) {
+        *unique = CallSlot::new();
+        SPARE.with(|spare| spare.set(Some(slot)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{give_back, take_spare, CallSlot};
+    use crate::call::Response;
+
+    #[test]
+    fn a_given_back_slot_comes_back_reset() {
+        let slot = take_spare();
+        slot.set_id(7);
+        assert!(slot.complete(Ok(Response::new(0, b"done".to_vec()))));
+        let address = Arc::as_ptr(&slot);
+        give_back(slot);
+        let again = take_spare();
+        assert_eq!(Arc::as_ptr(&again), address, "the spare slot is reused");
+        assert_eq!(again.id(), 0);
+        assert!(!again.is_done());
+        assert!(again.take().is_none());
+    }
+
+    #[test]
+    fn a_slot_still_held_elsewhere_is_not_reused() {
+        let slot = take_spare();
+        let held: Arc<CallSlot> = Arc::clone(&slot);
+        let address = Arc::as_ptr(&slot);
+        give_back(slot);
+        let other = take_spare();
+        assert_ne!(
+            Arc::as_ptr(&other),
+            address,
+            "a shared slot is never handed out again"
+        );
+        held.set_id(3);
+        assert_eq!(other.id(), 0);
     }
 }
