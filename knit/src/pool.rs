@@ -129,7 +129,7 @@ impl Pool {
                 released: AtomicBool::new(false),
                 claimed_ns: AtomicU64::new(0),
                 claim_unknown: AtomicBool::new(false),
-                drained_to: AtomicU64::new(0),
+                drained_to: AtomicU64::new(inner::NOT_DRAINED_EMPTY),
             });
         }
         let inner = Arc::new(Inner {

@@ -34,6 +34,10 @@ pub(crate) const DEAD: u8 = 2;
 /// DEAD once its entry is DETACHED or DEAD.
 pub(crate) const RELEASING: u8 = 3;
 
+/// [`WorkerSlot::drained_to`] after a drain that stopped before the ring was empty: odd, so
+/// never a ring position (positions are multiples of 8, RING-8), hence never a reason to skip.
+pub(crate) const NOT_DRAINED_EMPTY: u64 = 1;
+
 /// Locks a mutex, going on with the data when a thread panicked while holding it: every
 /// critical section here leaves its data consistent at each step.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,11 +100,11 @@ pub(crate) struct WorkerSlot {
     /// Declared dead while ATTACHING, before its owner was known (PART-11): PART-4 forbids
     /// reserving the entry again, since nothing shows that owner is gone.
     pub(crate) claim_unknown: AtomicBool,
-    /// The response-ring position every record below which the last drain consumed (stored
-    /// under `state` after each drain): a waiter that saw the ring empty at a position skips
-    /// its next drain only while both the ring's `tail` and this still read that position, so
-    /// that a drain by another thread since (after which a `tail` moved back would be a
-    /// violation, RING-8) is never skipped over.
+    /// Where the last drain of the response ring (by any thread, stored under `state` at its
+    /// end) found it empty: the consumed position, or [`NOT_DRAINED_EMPTY`] when that drain
+    /// stopped early. While the ring's `tail` still equals it, a poll would find nothing, so a
+    /// waiter skips its drain without taking the lock; a drain since that consumed more
+    /// stores another value, so a `tail` moved back behind it (RING-8) is never skipped over.
     pub(crate) drained_to: AtomicU64,
 }
 
@@ -233,9 +237,8 @@ impl Inner {
     /// [`Inner::drain_with`], telling also whether the drain stopped on an empty ring.
     fn drain_counted(&self, w: &WorkerSlot, st: &mut HostState, hook: &mut Hook<'_>) -> Drained {
         let drained = self.drain_polls(w, st, hook);
-        if let Some(mbx) = st.mailbox.as_ref() {
-            w.drained_to.store(mbx.consumed(), Ordering::Release);
-        }
+        let at = drained.empty_at.unwrap_or(NOT_DRAINED_EMPTY);
+        w.drained_to.store(at, Ordering::Release);
         drained
     }
 
@@ -750,27 +753,24 @@ impl Inner {
         deadline_ns: u64,
         hook: &mut Hook<'_>,
     ) -> CallResult {
-        // Where this waiter's own last drain left the response ring empty: while its `tail`
-        // still reads the same and no drain consumed past it since (`drained_to`), a poll
-        // would find nothing, so the lock is not even tried (the spin loop's common case).
-        // Any other thread that drains delivers into `slot`. The `tail` word is located once;
-        // a `tail` equal to the consumed position is valid by itself (RING-8), and any other
-        // value is loaded again and validated by the drain's poll.
+        // While the response ring's `tail` equals where the last drain found it empty (the
+        // send's own drain, typically), a poll would find nothing, so the lock is not even
+        // tried (the spin loop's common case). Any other thread that drains delivers into
+        // `slot`. The `tail` word is located once; a `tail` equal to the consumed position is
+        // valid by itself (RING-8), and any other value is loaded again and validated by the
+        // drain's poll.
         let tail = w.mailbox.response.ctrl.atomic_u64(TAIL_OFFSET).ok();
-        let mut empty_at: Option<u64> = None;
         let ready = || {
             if slot.is_done() {
                 return true;
             }
-            if let (Some(at), Some(tail)) = (empty_at, tail) {
-                if tail.load(Ordering::Acquire) == at && w.drained_to.load(Ordering::Acquire) == at
-                {
+            if let Some(tail) = tail {
+                let at = w.drained_to.load(Ordering::Acquire);
+                if at != NOT_DRAINED_EMPTY && tail.load(Ordering::Acquire) == at {
                     return false;
                 }
             }
-            if let Some(drained) = self.drain_for_waiter(w, hook) {
-                empty_at = drained.empty_at;
-            }
+            self.drain_for_waiter(w, hook);
             slot.is_done()
         };
         // Outcomes of death, poisoning and shutdown arrive through the slot.
@@ -793,16 +793,17 @@ impl Inner {
         })
     }
 
-    /// One drain of `w` for a waiting caller; `None` when another thread holds its lock. Kept
-    /// out of the waiter's spin loop so that the loop itself stays small.
+    /// One drain of `w` for a waiting caller, unless another thread holds its lock (that
+    /// thread drains, or its next drain will). Kept out of the waiter's spin loop so that the
+    /// loop itself stays small.
     #[inline(never)]
-    fn drain_for_waiter(&self, w: &WorkerSlot, hook: &mut Hook<'_>) -> Option<Drained> {
+    fn drain_for_waiter(&self, w: &WorkerSlot, hook: &mut Hook<'_>) {
         let mut st = match w.state.try_lock() {
             Ok(st) => st,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::WouldBlock) => return,
         };
-        Some(self.drain_counted(w, &mut st, hook))
+        self.drain_counted(w, &mut st, hook);
     }
 
     /// CANCEL-1 / CALL-8: stores the cancel entry, rings the worker, abandons the id (a late
