@@ -428,25 +428,32 @@ impl Inner {
                 // The first attempt loads no position of the worker's: its request-ring head
                 // is on a cache line the worker writes after every request, so loading it on
                 // every call costs a transfer between cores. Only a refused attempt takes the
-                // positions to wait on, then tries once more, so that room made after the
-                // first attempt is not waited for in vain.
-                let mut attempt = || {
-                    self.try_send(
-                        w,
-                        &mut st,
-                        function_id,
-                        payload,
-                        deadline_ns,
-                        slot,
-                        is_async,
-                    )
-                };
-                if let Admit::Sent(id) = attempt()? {
+                // positions to wait on, then drains and tries once more: room or a response
+                // that came before they were taken is found by that second round, anything
+                // later changes them and ends the wait (no wake-up is lost).
+                if let Admit::Sent(id) = self.try_send(
+                    w,
+                    &mut st,
+                    function_id,
+                    payload,
+                    deadline_ns,
+                    slot,
+                    is_async,
+                )? {
                     return Ok(id);
                 }
                 seen_head = w.mailbox.request.load_head();
                 seen_tail = w.mailbox.response.load_tail();
-                if let Admit::Sent(id) = attempt()? {
+                self.drain_locked(w, &mut st);
+                if let Admit::Sent(id) = self.try_send(
+                    w,
+                    &mut st,
+                    function_id,
+                    payload,
+                    deadline_ns,
+                    slot,
+                    is_async,
+                )? {
                     return Ok(id);
                 }
             }
@@ -547,9 +554,11 @@ impl Inner {
                 if w.phase() != READY || st.mailbox.is_none() {
                     return Err(self.unavailable(w));
                 }
-                self.drain_locked(w, &mut st);
+                // Taken before the drain: a response published after it changes the tail
+                // (ending the wait below), one published before is drained here.
                 seen_head = w.mailbox.request.load_head();
                 seen_tail = w.mailbox.response.load_tail();
+                self.drain_locked(w, &mut st);
                 let Some(mbx) = st.mailbox.as_mut() else {
                     return Err(self.unavailable(w));
                 };

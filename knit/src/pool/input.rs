@@ -52,9 +52,11 @@ impl Inner {
                 if w.phase() != READY || st.mailbox.is_none() {
                     return Err(self.unavailable(w));
                 }
-                self.drain_locked(w, &mut st);
+                // Taken before the drain: a response published after it changes the tail
+                // (ending the wait below), one published before is drained here.
                 seen_head = w.mailbox.request.load_head();
                 seen_tail = w.mailbox.response.load_tail();
+                self.drain_locked(w, &mut st);
                 // CALL-2: an id whose cancel entry is free, or wait (unlocked) for one.
                 if let Some(id) = st.mailbox.as_ref().and_then(HostMailbox::next_request_id) {
                     // Restarts happen under this lock (LIVE-5): the count is this epoch's.
