@@ -286,7 +286,7 @@ impl<'a> Session<'a, '_> {
         let mut hello = responses
             .start_hello(table)
             .map_err(|e| self.violation(e))?;
-        self.send(responses, &mut hello)?;
+        self.send(responses, &mut hello, false)?;
         loop {
             // Taken before the poll, so a record published after it wakes the park below.
             let seen_tail = self.requests.load_tail();
@@ -333,13 +333,18 @@ impl<'a> Session<'a, '_> {
                 }
             };
             released |= requests.publish_head();
-            if released {
-                // WAIT-6: the host may wait for request space.
+            // WAIT-6: the host may wait for request space. A reply written next carries this
+            // ring: one SeqCst fence after both the head and the response's tail covers both
+            // (WAIT-5), a fence less per call, and the host parked for the response is not
+            // woken once for nothing by the head alone. Anything else rings now (a streaming
+            // handler may run long).
+            let reply_next = matches!(step, Some(Some(Todo::Reply(..))));
+            if released && !reply_next {
                 self.host_bell.ring(&Futex);
             }
             match step {
                 Some(Some(Todo::Reply(request_id, reply))) => {
-                    self.respond(responses, request_id, &reply)?;
+                    self.respond(responses, request_id, &reply, released)?;
                     self.call_ended(request_id);
                 }
                 Some(Some(Todo::Streaming(call, payload))) => {
@@ -354,7 +359,7 @@ impl<'a> Session<'a, '_> {
                         };
                         self.run_request(&call, payload, Some(&link), None)?
                     };
-                    self.respond(responses, call.request_id, &reply)?;
+                    self.respond(responses, call.request_id, &reply, false)?;
                     self.call_ended(call.request_id);
                 }
                 Some(None) => {}
@@ -505,11 +510,15 @@ impl<'a> Session<'a, '_> {
         self.cancel.atomic_u64(index.checked_mul(8)?).ok()
     }
 
+    /// Answers `request_id` with `reply`. `ring_owed`: a request-ring head was stored and its
+    /// ring (WAIT-6) left to this answer, which rings once its response is published, or
+    /// right away when there is nothing more to publish or it must wait for room first.
     fn respond(
         &self,
         mbx: &mut WorkerResponses<'_>,
         request_id: u64,
         reply: &Reply,
+        ring_owed: bool,
     ) -> Result<(), Halt> {
         let mut out = match reply {
             Reply::Ok {
@@ -517,25 +526,38 @@ impl<'a> Session<'a, '_> {
                 bytes,
             } => mbx.start_response(request_id, 0, *content_type, bytes),
             Reply::Err { status, message } => mbx.error_response(request_id, *status, message),
-            Reply::Sent => return Ok(()),
+            Reply::Sent => {
+                if ring_owed {
+                    self.host_bell.ring(&Futex);
+                }
+                return Ok(());
+            }
         };
-        self.send(mbx, &mut out)
+        self.send(mbx, &mut out, ring_owed)
     }
 
     /// Writes `out` completely, waiting for response space (WAIT-6) while watching the host.
+    /// `ring_owed`: a ring for an earlier store is due; the first write's ring covers it, and
+    /// it is made before any wait (the host may itself be waiting for that store).
     ///
     /// A write loads no position of the host's unless the ring is short of room: the
     /// response ring's head is on a cache line the host writes after every response, so
     /// loading it on every call costs a transfer between cores. Once a write is short, the
     /// head to wait on is taken and the write tried once more before waiting, so that room
     /// made in between is not waited for in vain.
-    fn send(&self, mbx: &mut WorkerResponses<'_>, out: &mut Outgoing<'_>) -> Result<(), Halt> {
+    fn send(
+        &self,
+        mbx: &mut WorkerResponses<'_>,
+        out: &mut Outgoing<'_>,
+        mut ring_owed: bool,
+    ) -> Result<(), Halt> {
         let mut seen_head = None;
         loop {
             let sent = mbx.write(out).map_err(|e| self.violation(e))?;
-            if sent.published {
+            if sent.published || ring_owed {
                 // WAIT-5
                 self.host_bell.ring(&Futex);
+                ring_owed = false;
             }
             if sent.done {
                 return Ok(());

@@ -132,7 +132,7 @@ impl ResponseSink for RingSink<'_, '_, '_, '_> {
         let mut out = self
             .responses
             .start_response(self.request_id, 0, content_type, bytes);
-        match self.session.send(self.responses, &mut out) {
+        match self.session.send(self.responses, &mut out, false) {
             Ok(()) => {
                 self.sent = true;
                 Ok(())
