@@ -2,8 +2,8 @@
 //! through shared-memory mailboxes, and checks that they all compute the same answers.
 //!
 //! `scripts/demo` builds the workers and runs this. By hand:
-//! `knit-demo [--c PATH_TO_C_WORKER] [--python PATH_TO_PYTHON_WORKER]`; the Rust worker is this
-//! program itself, started again with `KNIT_REGION` / `KNIT_SLOT` set (spec MAP-5).
+//! `knit-demo [--c C_WORKER] [--python PYTHON_WORKER] [--node NODE_WORKER]`; the Rust worker is
+//! this program itself, started again with `KNIT_REGION` / `KNIT_SLOT` set (spec MAP-5).
 
 use std::error::Error;
 use std::process::Command;
@@ -66,6 +66,14 @@ fn languages() -> Result<Vec<Language>, Box<dyn Error>> {
                     command,
                 });
             }
+            "--node" => {
+                let mut command = Command::new("node");
+                command.arg(path);
+                out.push(Language {
+                    name: "Node.js",
+                    command,
+                });
+            }
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -124,7 +132,7 @@ fn run_host() -> Result<(), Box<dyn Error>> {
             .collect::<Result<_, _>>()?;
         times.sort();
         println!(
-            "{:<7} worker pid {pid:<7} started in {:>4} ms",
+            "{:<8} worker pid {pid:<7} started in {:>4} ms",
             lang.name,
             started.elapsed().as_millis()
         );
