@@ -418,6 +418,31 @@ fn reader_abort_fails_the_writer_with_the_code() {
 }
 
 #[test]
+fn a_writer_waiting_on_a_full_ring_sees_the_abort_not_a_full_ring() {
+    // CHAN-5, CHAN-6: once the reader aborted, a write that found the ring full is answered
+    // CHANNEL_ABORTED, never "no room yet" (which would have the writer wait for room that
+    // never comes).
+    let r = region(1);
+    let (_, mut w, mut rd) = host_to_worker(&r, 0);
+    let chunk = [5u8; 512];
+    let mut out = loop {
+        let mut out = w.start(0, &chunk).unwrap();
+        if !w.write(&mut out).unwrap().done {
+            break out;
+        }
+    };
+    assert_eq!(rd.abort(99), Ok(true));
+    assert_eq!(
+        code(w.write(&mut out).unwrap_err()),
+        (ErrorCode::ChannelAborted, 99)
+    );
+    assert_eq!(
+        code(send(&mut w, 0, b"after").unwrap_err()),
+        (ErrorCode::ChannelAborted, 99)
+    );
+}
+
+#[test]
 fn writer_abort_discards_undelivered_messages() {
     let r = region(1);
     let (_, mut w, mut rd) = host_to_worker(&r, 0);
