@@ -43,6 +43,17 @@ unsafe extern "C" fn fail(
     4321
 }
 
+/// `echo` after 50 µs: keeps calls outstanding while a test registers for them.
+unsafe extern "C" fn slow_echo(
+    ud: *mut c_void,
+    request: *const KnitRequest,
+    reply: *mut KnitReply,
+) -> KnitStatus {
+    std::thread::sleep(std::time::Duration::from_micros(50));
+    // SAFETY: the arguments the library passed, forwarded within the same call.
+    unsafe { echo(ud, request, reply) }
+}
+
 static FREED: AtomicUsize = AtomicUsize::new(0);
 
 unsafe extern "C" fn count_free(_ud: *mut c_void) {
@@ -63,6 +74,16 @@ fn pool() -> *mut KnitPool {
         );
         assert_eq!(
             knit_handlers_add(handlers, c"fail".as_ptr(), Some(fail), null_mut(), None),
+            KNIT_OK
+        );
+        assert_eq!(
+            knit_handlers_add(
+                handlers,
+                c"slow_echo".as_ptr(),
+                Some(slow_echo),
+                null_mut(),
+                None
+            ),
             KNIT_OK
         );
         assert_eq!(knit_config_new(&mut config), KNIT_OK);
@@ -164,6 +185,83 @@ fn tickets_wait_any_and_cancel() {
             "cancel after the outcome is harmless"
         );
         assert_eq!(knit_ticket_free(t), KNIT_OK);
+    }
+    assert_eq!(knit_pool_free(pool), KNIT_OK);
+}
+
+/// Counts the ready callbacks of each ticket of the readiness test (user data: its index).
+static READY: [AtomicUsize; 600] = [const { AtomicUsize::new(0) }; 600];
+
+unsafe extern "C" fn on_ready(user_data: *mut c_void) {
+    READY[user_data as usize].fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn every_watched_ticket_is_ready_exactly_once_however_the_races_fall() {
+    // Registration before, during and after completion, with a thread waiting on the same
+    // tickets meanwhile (its waits and the watcher must not steal each other's wake-ups), and
+    // tickets freed while running: each callback runs once, each outcome is there when it does.
+    let pool = pool();
+    let n = READY.len();
+    let tickets: Vec<usize> = (0..n)
+        .map(|_| {
+            let mut t = null_mut();
+            // SAFETY: live handles and buffers.
+            let status = unsafe {
+                knit_call_async(pool, c"slow_echo".as_ptr(), b"r".as_ptr(), 1, 0, 0, &mut t)
+            };
+            assert_eq!(status, KNIT_OK);
+            t as usize
+        })
+        .collect();
+    std::thread::scope(|s| {
+        // A waiter takes the outcome of every third ticket itself.
+        s.spawn(|| {
+            for &t in tickets.iter().step_by(3) {
+                let t = t as *const KnitTicket;
+                // SAFETY: a live ticket; no response wanted.
+                assert_eq!(
+                    unsafe { knit_ticket_wait(t, KNIT_FOREVER, null_mut()) },
+                    KNIT_OK
+                );
+            }
+        });
+        for (i, &t) in tickets.iter().enumerate() {
+            if i % 7 == 0 {
+                std::thread::yield_now();
+            }
+            // SAFETY: a live ticket; the user data is an index, never dereferenced.
+            let status = unsafe {
+                knit_ticket_on_complete(t as *const KnitTicket, Some(on_ready), i as *mut c_void)
+            };
+            assert_eq!(status, KNIT_OK, "{}", last_message());
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while READY.iter().any(|r| r.load(Ordering::SeqCst) == 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a ready callback never came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    for (i, &t) in tickets.iter().enumerate() {
+        let t = t as *mut KnitTicket;
+        if i % 3 != 0 {
+            let mut response = null_mut();
+            // SAFETY: a live ticket and a live output.
+            assert_eq!(
+                unsafe { knit_ticket_wait(t, 0, &mut response) },
+                KNIT_OK,
+                "ticket {i}"
+            );
+            assert_eq!(take(response), b"echo: r");
+        }
+        assert_eq!(knit_ticket_free(t), KNIT_OK);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for (i, r) in READY.iter().enumerate() {
+        assert_eq!(r.load(Ordering::SeqCst), 1, "ticket {i}: exactly once");
     }
     assert_eq!(knit_pool_free(pool), KNIT_OK);
 }
