@@ -220,10 +220,8 @@ fn every_watched_ticket_is_ready_exactly_once_however_the_races_fall() {
             for &t in tickets.iter().step_by(3) {
                 let t = t as *const KnitTicket;
                 // SAFETY: a live ticket; no response wanted.
-                assert_eq!(
-                    unsafe { knit_ticket_wait(t, KNIT_FOREVER, null_mut()) },
-                    KNIT_OK
-                );
+                let status = unsafe { knit_ticket_wait(t, KNIT_FOREVER, null_mut()) };
+                assert_eq!(status, KNIT_OK);
             }
         });
         for (i, &t) in tickets.iter().enumerate() {
@@ -250,11 +248,8 @@ fn every_watched_ticket_is_ready_exactly_once_however_the_races_fall() {
         if i % 3 != 0 {
             let mut response = null_mut();
             // SAFETY: a live ticket and a live output.
-            assert_eq!(
-                unsafe { knit_ticket_wait(t, 0, &mut response) },
-                KNIT_OK,
-                "ticket {i}"
-            );
+            let status = unsafe { knit_ticket_wait(t, 0, &mut response) };
+            assert_eq!(status, KNIT_OK, "ticket {i}");
             assert_eq!(take(response), b"echo: r");
         }
         assert_eq!(knit_ticket_free(t), KNIT_OK);
