@@ -18,6 +18,7 @@ mod future;
 mod inner;
 mod input;
 mod monitor;
+mod names;
 mod pending;
 mod reactor;
 mod sender;
@@ -130,6 +131,8 @@ impl Pool {
                 claimed_ns: AtomicU64::new(0),
                 claim_unknown: AtomicBool::new(false),
                 drained_to: AtomicU64::new(inner::NOT_DRAINED_EMPTY),
+                uid: inner::next_slot_uid(),
+                table_gen: AtomicU64::new(0),
             });
         }
         let inner = Arc::new(Inner {

@@ -16,6 +16,7 @@ use knit_core::wait::Doorbell;
 use knit_core::ErrorCode;
 
 use super::builder::{Backpressure, Config};
+use super::names;
 use super::pending::PendingTable;
 use super::slot::CallSlot;
 use crate::call::{CallError, CallResult, Payload, Response};
@@ -106,6 +107,17 @@ pub(crate) struct WorkerSlot {
     /// waiter skips its drain without taking the lock; a drain since that consumed more
     /// stores another value, so a `tail` moved back behind it (RING-8) is never skipped over.
     pub(crate) drained_to: AtomicU64,
+    /// Process-unique (see [`next_slot_uid`]): keys this slot's entries in the per-thread
+    /// cache of resolved names, which no other pool's slot can share.
+    pub(crate) uid: u64,
+    /// Bumped under `table` whenever a HELLO replaces the function table (MBX-2).
+    pub(crate) table_gen: AtomicU64,
+}
+
+/// A process-unique id for a new [`WorkerSlot`].
+pub(crate) fn next_slot_uid() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl WorkerSlot {
@@ -113,9 +125,18 @@ impl WorkerSlot {
         self.phase.load(Ordering::Acquire)
     }
 
-    /// FN-2: the id of `name` in this worker's HELLO.
+    /// FN-2: the id of `name` in this worker's HELLO. Resolved once per thread and table
+    /// (see [`super::names`]); a name the table lacks is looked up every time.
     pub(crate) fn lookup(&self, name: &str) -> Option<u32> {
-        lock(&self.table).as_ref().and_then(|t| t.lookup(name).ok())
+        let generation = self.table_gen.load(Ordering::Acquire);
+        if let Some(id) = names::get(self.uid, generation, name) {
+            return Some(id);
+        }
+        let table = lock(&self.table);
+        let id = table.as_ref().and_then(|t| t.lookup(name).ok())?;
+        // Read under the lock that guards its changes: this generation is this table's.
+        names::put(self.uid, self.table_gen.load(Ordering::Acquire), name, id);
+        Some(id)
     }
 }
 
@@ -271,7 +292,12 @@ impl Inner {
                     None
                 }
                 Some(HostEvent::Hello(table)) => {
-                    *lock(&w.table) = Some(Arc::new(table));
+                    {
+                        let mut current = lock(&w.table);
+                        *current = Some(Arc::new(table));
+                        // Names resolved from the previous table stop being used.
+                        w.table_gen.fetch_add(1, Ordering::AcqRel);
+                    }
                     // MBX-2: calls may go to this worker from now on.
                     let _ = w.phase.compare_exchange(
                         STARTING,
