@@ -255,6 +255,18 @@ impl Inner {
         self.drain_counted(w, st, hook).progress
     }
 
+    /// [`Inner::drain_locked`] unless the ring's `tail` still shows where the last drain found
+    /// it empty ([`WorkerSlot::drained_to`]): under the state lock nothing was polled since, so
+    /// that drain's poll would find nothing and release nothing (a `tail` equal to the
+    /// consumed position is valid by itself, RING-8). The common case of a caller's send.
+    fn drain_if_published(&self, w: &WorkerSlot, st: &mut HostState) {
+        let at = w.drained_to.load(Ordering::Acquire);
+        if at != NOT_DRAINED_EMPTY && w.mailbox.response.load_tail() == at {
+            return;
+        }
+        self.drain_locked(w, st);
+    }
+
     /// [`Inner::drain_with`], telling also whether the drain stopped on an empty ring.
     fn drain_counted(&self, w: &WorkerSlot, st: &mut HostState, hook: &mut Hook<'_>) -> Drained {
         let drained = self.drain_polls(w, st, hook);
@@ -450,7 +462,7 @@ impl Inner {
                     return Err(self.unavailable(w));
                 }
                 // Free cancel entries and ring space first (MBX: never stop consuming).
-                self.drain_locked(w, &mut st);
+                self.drain_if_published(w, &mut st);
                 // The first attempt loads no position of the worker's: its request-ring head
                 // is on a cache line the worker writes after every request, so loading it on
                 // every call costs a transfer between cores. Only a refused attempt takes the
