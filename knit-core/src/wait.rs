@@ -48,10 +48,24 @@ impl<'a> Doorbell<'a> {
     /// `bell_sleepers` is peer-written: any non-zero value means "maybe asleep", and an extra
     /// wake is harmless (spec §4.4).
     pub fn ring<P: Parker + ?Sized>(&self, parker: &P) -> bool {
+        self.ring_unless(parker, || false)
+    }
+
+    /// [`Doorbell::ring`], except that when the owner announced sleep, `needless` is asked
+    /// first, after the fence, and a true answer skips the wake (WAIT-8: a consumer that can
+    /// show that no producer waits for room on its account). `needless` runs only when
+    /// `bell_sleepers` is non-zero, at most once; its loads are ordered after the fence.
+    /// Returns whether it woke.
+    pub fn ring_unless<P: Parker + ?Sized>(
+        &self,
+        parker: &P,
+        needless: impl FnOnce() -> bool,
+    ) -> bool {
         // WAIT-5: the fence orders the caller's condition store before the load of
-        // `bell_sleepers` (the waker's half of the Dekker pattern, spec §4.3).
+        // `bell_sleepers` (the waker's half of the Dekker pattern, spec §4.3), and before
+        // every load `needless` makes (WAIT-8 loads `tail` after it).
         fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) == 0 {
+        if self.sleepers.load(Ordering::Relaxed) == 0 || needless() {
             return false;
         }
         self.seq.fetch_add(1, Ordering::Release);
@@ -89,6 +103,33 @@ impl<'a> Doorbell<'a> {
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
         was_ready
     }
+}
+
+/// WAIT-8: true when the ring's free space counted from `head_before` (the `head` its
+/// consumer had published at its previous wake decision) holds the largest record its
+/// producer may write next at `tail` (loaded after the waker's fence): `cap / 2` (RING-1),
+/// plus the padding RING-2 puts before it when fewer than `cap / 2` bytes remain to the end
+/// of the data area. Then no producer that follows WAIT-9 can be parked for room, and the
+/// consumer may skip the ring.
+///
+/// `tail` is peer-written: a value that is not a multiple of 8, behind `head_before` or more
+/// than `cap` past it gives false (ring: an extra wake is harmless, spec §4.4), as does a
+/// `cap` that is not a power of two of at least 16.
+#[must_use]
+pub fn room_for_any_record(cap: u64, head_before: u64, tail: u64) -> bool {
+    if !cap.is_power_of_two() || cap < 16 || tail % 8 != 0 {
+        return false;
+    }
+    let Some(used) = tail.checked_sub(head_before).filter(|&u| u <= cap) else {
+        return false;
+    };
+    let half = cap / 2;
+    // RING-2: a record that does not fit before the end is preceded by a PAD covering the
+    // bytes to the end; the largest record (`cap / 2`, RING-1) needs one whenever fewer than
+    // `cap / 2` bytes remain, and smaller records never need more.
+    let to_end = cap - (tail & (cap - 1));
+    let need = if to_end >= half { half } else { half + to_end };
+    cap - used >= need
 }
 
 /// How a participant waits (WAIT-1, WAIT-4): spin first, then park with a bounded timeout.
@@ -337,6 +378,55 @@ mod tests {
             parker.waits.take().is_empty(),
             "failed during the spin, before any park"
         );
+    }
+
+    #[test]
+    fn ring_unless_asks_only_when_someone_sleeps() {
+        let (seq, sleepers) = (AtomicU32::new(0), AtomicU32::new(0));
+        let parker = RecordingParker::default();
+        let bell = Doorbell::new(&seq, &sleepers);
+        let asked = Cell::new(0);
+        let ask = |answer| {
+            asked.set(asked.get() + 1);
+            answer
+        };
+        assert!(!bell.ring_unless(&parker, || ask(false)));
+        assert_eq!(asked.get(), 0, "no sleeper: nothing to ask, no call");
+        sleepers.store(1, Ordering::Relaxed);
+        assert!(!bell.ring_unless(&parker, || ask(true)), "WAIT-8: skipped");
+        assert_eq!((asked.get(), parker.wakes.get()), (1, 0));
+        assert_eq!(seq.load(Ordering::Relaxed), 0, "a skip leaves bell_seq");
+        assert!(bell.ring_unless(&parker, || ask(false)));
+        assert_eq!((asked.get(), parker.wakes.get()), (2, 1));
+        assert_eq!(seq.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn room_for_any_record_counts_the_largest_record_and_its_padding() {
+        // cap 64: the largest record is 32 bytes.
+        // Tail at offset 0 or 32: no padding needed; room from the old head must be 32.
+        assert!(room_for_any_record(64, 0, 32));
+        assert!(room_for_any_record(64, 8, 32), "24 used, 40 free >= 32");
+        assert!(room_for_any_record(64, 64, 96));
+        assert!(!room_for_any_record(64, 56, 96), "40 used, 24 free < 32");
+        // Tail at offset 40: 24 bytes to the end, so the largest record needs 24 + 32.
+        assert!(room_for_any_record(64, 40, 40), "empty before the release: all 64 free");
+        assert!(room_for_any_record(64, 32, 40), "8 used, 56 free");
+        assert!(!room_for_any_record(64, 24, 40), "16 used, 48 free < 56");
+        // Tail at offset 8: 56 to the end, no padding; 32 must be free.
+        assert!(room_for_any_record(64, 40, 72));
+        assert!(!room_for_any_record(64, 32, 72));
+    }
+
+    #[test]
+    fn room_for_any_record_refuses_impossible_values() {
+        assert!(!room_for_any_record(64, 8, 4), "tail behind the old head");
+        assert!(!room_for_any_record(64, 0, 68), "tail not a multiple of 8");
+        assert!(!room_for_any_record(64, 0, 72), "tail more than cap past the old head");
+        assert!(!room_for_any_record(48, 0, 0), "cap not a power of two");
+        assert!(!room_for_any_record(8, 0, 0), "cap below the code minimum");
+        assert!(!room_for_any_record(64, u64::MAX - 7, 0));
+        assert!(room_for_any_record(1 << 31, u64::MAX - 7, u64::MAX - 7));
     }
 
     #[test]

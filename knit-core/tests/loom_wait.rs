@@ -28,7 +28,7 @@
 #![cfg(loom)]
 
 use knit_core::ring::{Consumer, Producer, RingRef, RING_CTRL_LEN};
-use knit_core::wait::{wait_until, Doorbell, Parker, WaitPolicy};
+use knit_core::wait::{room_for_any_record, wait_until, Doorbell, Parker, WaitPolicy};
 use knit_core::{Error, ErrorCode, SharedMem};
 use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
@@ -287,4 +287,90 @@ fn producer_and_consumer_park_on_each_other() {
         }
         producer.join().expect("producer thread");
     });
+}
+
+/// The host/worker exchange of WAIT-8 over a real 64-byte ring: the worker (producer of the
+/// ring) parks for the next request and for room, on one doorbell; the host (consumer) posts
+/// requests, takes the responses and decides after each release with `decide`. Request 1 gets
+/// one 8-byte response, after which a parked worker waits only for work (WAIT-8 skips that
+/// needless wake: old head 0, `tail` 8). Request 2 gets two 32-byte responses; the second
+/// needs 24 bytes of padding plus 32, so the worker parks for room until the first is released.
+fn host_and_worker(decide: fn(&mut Consumer<'_>, &Bell)) {
+    model(move || {
+        let mem = Arc::new(RingMem::new(64));
+        mem.ring().data.zero(0, 64).expect("in bounds");
+        mem.ring().reset();
+        let requests = Arc::new(loom::sync::atomic::AtomicU64::new(0));
+        let (worker_bell, host_bell) = (Arc::new(Bell::new()), Arc::new(Bell::new()));
+        let (wm, wr, wb, hb) = (
+            Arc::clone(&mem),
+            Arc::clone(&requests),
+            Arc::clone(&worker_bell),
+            Arc::clone(&host_bell),
+        );
+        let worker = thread::spawn(move || {
+            let mut p = Producer::new(wm.ring());
+            for (request, bodies) in [(1u64, &[0usize][..]), (2, &[24, 24][..])] {
+                wb.wait_for(|| wr.load(Ordering::Acquire) >= request);
+                for (i, &len) in bodies.iter().enumerate() {
+                    let body = vec![i as u8; len];
+                    // WAIT-9: everything written is published before any park for room.
+                    wb.wait_for(|| p.try_write(0x30, 0, &body).expect("no violation"));
+                    p.publish();
+                    hb.ring();
+                }
+            }
+        });
+        let mut c = Consumer::new(mem.ring());
+        for (request, lens) in [(1u64, &[0usize][..]), (2, &[24, 24][..])] {
+            requests.store(request, Ordering::Release);
+            worker_bell.ring();
+            for &len in lens {
+                host_bell.wait_for(|| c.peek().expect("no violation").is_some());
+                let rec = c.peek().expect("no violation").expect("seen by the wait");
+                assert_eq!(rec.body().len(), len);
+                rec.consume();
+                c.publish_head();
+                decide(&mut c, &worker_bell);
+            }
+        }
+        worker.join().expect("worker thread");
+    });
+}
+
+/// WAIT-8 as `Consumer::wake_producer` implements it: no wake-up is lost.
+#[test]
+fn skipping_needless_wakes_loses_no_wake_up() {
+    host_and_worker(|c, bell| {
+        c.wake_producer(&bell.doorbell(), &bell.parker);
+    });
+}
+
+/// The wrong rule, counting the room from the `head` just stored instead of the one published
+/// at the previous decision: the release of the first 32-byte response empties the ring, the
+/// rule finds room and skips, and the worker parked for room (on the older head) sleeps for
+/// ever. Run alone by [`skipping_on_the_new_head_loses_a_wake_up`], which expects loom to report
+/// that deadlock (loom aborts the process on it, so it cannot run in the harness's process).
+#[test]
+#[ignore = "a mutant that must deadlock; run by skipping_on_the_new_head_loses_a_wake_up"]
+fn mutant_skip_on_the_new_head() {
+    host_and_worker(|c, bell| {
+        let (head, ring) = (c.head(), c.ring());
+        bell.doorbell()
+            .ring_unless(&bell.parker, || room_for_any_record(64, head, ring.load_tail()));
+    });
+}
+
+/// The model catches the wrong rule: the mutant above, run in a child process, ends with
+/// loom's deadlock report.
+#[test]
+fn skipping_on_the_new_head_loses_a_wake_up() {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--ignored", "--exact", "--nocapture", "mutant_skip_on_the_new_head"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run the mutant");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the mutant passed: {stderr}");
+    assert!(stderr.contains("deadlock"), "not a deadlock: {stderr}");
 }

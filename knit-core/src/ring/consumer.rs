@@ -4,6 +4,7 @@ use super::header::{RecordHeader, RECORD_HEADER_LEN, TYPE_PAD};
 use super::{Control, Health, RingRef};
 use crate::error::{Error, ErrorCode, Result};
 use crate::sync::Ordering;
+use crate::wait::{room_for_any_record, Doorbell, Parker};
 
 /// The consuming end of one ring. Exactly one per ring at a time (MBX-1, CHAN-3).
 ///
@@ -19,6 +20,8 @@ pub struct Consumer<'a> {
     head: u64,
     /// The last `head` stored to the ring.
     published: u64,
+    /// The `head` published at the last wake decision ([`Consumer::wake_producer`], WAIT-8).
+    decided: u64,
     /// The last valid `tail` loaded from the producer; records below it are published.
     tail_seen: u64,
 }
@@ -34,6 +37,7 @@ impl<'a> Consumer<'a> {
             health: Health::new(&ring),
             head: 0,
             published: 0,
+            decided: 0,
             tail_seen: 0,
         }
     }
@@ -88,6 +92,29 @@ impl<'a> Consumer<'a> {
         ctl.head.store(self.head, Ordering::Release);
         self.published = self.head;
         true
+    }
+
+    /// Rings the producer's doorbell `bell` after a release (WAIT-6, WAIT-5), unless WAIT-8
+    /// shows that no producer can be parked for room: the `tail` loaded after the fence leaves
+    /// room for the largest record counted from the `head` published at the previous call
+    /// (not the one just stored: a producer may have parked on that older value). Every call
+    /// is such a decision, so call it after each [`Consumer::publish_head`] that stored (a
+    /// store left without a decision makes the next decision count from an older `head`,
+    /// which only rings more). Returns whether it woke.
+    ///
+    /// A failed consumer loads nothing from its ring (RING-13) and rings as WAIT-5 says.
+    pub fn wake_producer<P: Parker + ?Sized>(&mut self, bell: &Doorbell<'_>, parker: &P) -> bool {
+        let before = self.decided;
+        // WAIT-8: this decision's fence follows the store of `published`.
+        self.decided = self.published;
+        let Health::Live(ctl) = self.health else {
+            return bell.ring(parker);
+        };
+        // WAIT-8: `tail` is loaded after the fence (inside `ring_unless`), only to choose
+        // whether to wake; an invalid value rings (spec §4.4) and is judged by the next poll.
+        bell.ring_unless(parker, || {
+            room_for_any_record(ctl.cap, before, ctl.tail.load(Ordering::Acquire))
+        })
     }
 
     /// Finds, validates and borrows the next non-PAD record.

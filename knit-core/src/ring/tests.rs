@@ -394,3 +394,84 @@ fn reset_zeroes_both_positions() {
     r.ring().reset();
     assert_eq!((r.ring().load_tail(), r.ring().load_head()), (0, 0));
 }
+
+/// Counts wakes; never sleeps.
+#[derive(Default)]
+struct CountingParker {
+    wakes: core::cell::Cell<u32>,
+}
+
+impl crate::wait::Parker for CountingParker {
+    fn wait(&self, _word: &crate::sync::AtomicU32, _expected: u32, _timeout_ns: u64) {}
+    fn wake_all(&self, _word: &crate::sync::AtomicU32) {
+        self.wakes.set(self.wakes.get() + 1);
+    }
+}
+
+/// Writes and publishes one record with a body of `len` bytes.
+fn put(p: &mut Producer<'_>, len: usize) {
+    assert!(p.try_write(0x30, 0, &vec![7; len]).expect("valid"));
+    p.publish();
+}
+
+/// Consumes and releases the next record.
+fn take(c: &mut Consumer<'_>) {
+    c.peek().expect("valid").expect("a record").consume();
+    assert!(c.publish_head());
+}
+
+/// WAIT-8: with the producer announced asleep, a release that leaves room for the largest
+/// record counted from the previous decision's head skips the wake; one that may have been
+/// waited for rings.
+#[test]
+fn wake_producer_skips_only_when_no_producer_can_wait_for_room() {
+    let mem = TestRing::new(64);
+    let (seq, sleepers) = (
+        crate::sync::AtomicU32::new(0),
+        crate::sync::AtomicU32::new(1),
+    );
+    let bell = crate::wait::Doorbell::new(&seq, &sleepers);
+    let parker = CountingParker::default();
+    let (mut p, mut c) = (Producer::new(mem.ring()), Consumer::new(mem.ring()));
+    put(&mut p, 0);
+    take(&mut c);
+    assert!(!c.wake_producer(&bell, &parker), "head 0 -> 8, tail 8: 64 free");
+    assert_eq!(parker.wakes.get(), 0);
+    put(&mut p, 24);
+    take(&mut c);
+    // Old head 8, tail 40: 32 free, but a 32-byte record at offset 40 needs 24 + 32.
+    assert!(c.wake_producer(&bell, &parker));
+    assert_eq!(parker.wakes.get(), 1);
+    // A release with no decision between counts from the older head: rings.
+    put(&mut p, 24);
+    take(&mut c);
+    put(&mut p, 0);
+    take(&mut c);
+    assert!(c.wake_producer(&bell, &parker), "old head 40, tail 104: 0 free");
+    assert_eq!(parker.wakes.get(), 2);
+    // Nothing released since: the previous decision's head is the current one.
+    assert!(!c.wake_producer(&bell, &parker), "old head 104, tail 104");
+    // Nobody asleep: no wake, whatever the ring holds.
+    sleepers.store(0, crate::sync::Ordering::Relaxed);
+    put(&mut p, 24);
+    take(&mut c);
+    assert!(!c.wake_producer(&bell, &parker));
+    assert_eq!(parker.wakes.get(), 2);
+}
+
+/// WAIT-8 reads `tail` only as a hint: an impossible value rings and does not fail the
+/// consumer (the next poll judges it, RING-8).
+#[test]
+fn wake_producer_rings_on_an_impossible_tail() {
+    let mem = TestRing::new(64);
+    let (seq, sleepers) = (
+        crate::sync::AtomicU32::new(0),
+        crate::sync::AtomicU32::new(1),
+    );
+    let bell = crate::wait::Doorbell::new(&seq, &sleepers);
+    let parker = CountingParker::default();
+    let mut c = Consumer::new(mem.ring());
+    mem.ring().control().expect("valid").tail.store(12, crate::sync::Ordering::Relaxed);
+    assert!(c.wake_producer(&bell, &parker));
+    assert_eq!(c.failure(), None);
+}
