@@ -1,6 +1,10 @@
 //! Loom model of the doorbell protocol (spec/04-wait.md WAIT-2, WAIT-5, WAIT-6, §4.3): the real
 //! [`Doorbell`] and [`wait_until`] of `knit_core::wait`, with one and two sleepers against a
-//! waker, and a producer and a consumer that park on each other through a real ring.
+//! waker, and a producer and a consumer that park on each other through a real ring. WAIT-8
+//! (a consumer skipping the ring when no producer can be parked for room) is modelled with the
+//! real `Consumer::wake_producer` in two exchanges, and two wrong rules (room counted from the
+//! head just stored; `tail` loaded before the fence) are run as mutants in child processes,
+//! which must end in loom's deadlock report.
 //!
 //! Run with (once built: about 15 s for both files at bound 3, 5 s at bound 2, on two cores):
 //!
@@ -365,12 +369,84 @@ fn mutant_skip_on_the_new_head() {
 /// loom's deadlock report.
 #[test]
 fn skipping_on_the_new_head_loses_a_wake_up() {
+    expect_deadlock("mutant_skip_on_the_new_head");
+}
+
+/// Runs the ignored test `name` alone in a child process and checks that loom reported a
+/// deadlock (loom aborts the process on one, so it cannot run in the harness's process).
+fn expect_deadlock(name: &str) {
     let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--ignored", "--exact", "--nocapture", "mutant_skip_on_the_new_head"])
+        .args(["--ignored", "--exact", "--nocapture", name])
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("run the mutant");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the mutant passed: {stderr}");
-    assert!(stderr.contains("deadlock"), "not a deadlock: {stderr}");
+    assert!(!out.status.success(), "the mutant {name} passed: {stderr}");
+    assert!(stderr.contains("deadlock"), "{name}: not a deadlock: {stderr}");
+}
+
+/// WAIT-8's `tail` must be loaded after the fence. The worker writes 8-, 32-, 24- and 8-byte
+/// records into a 64-byte ring without waiting for a request; the host takes only the first,
+/// decides, then waits for the worker to say it is done (a consumer that stops reading for a
+/// while). The fourth record needs the first one's bytes, so the worker parks for room until
+/// the host's one release is rung.
+fn host_reads_one_then_waits(decide: fn(&mut Consumer<'_>, &Bell)) {
+    model(move || {
+        let mem = Arc::new(RingMem::new(64));
+        mem.ring().data.zero(0, 64).expect("in bounds");
+        mem.ring().reset();
+        let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let (worker_bell, host_bell) = (Arc::new(Bell::new()), Arc::new(Bell::new()));
+        let (wm, wd, wb, hb) = (
+            Arc::clone(&mem),
+            Arc::clone(&done),
+            Arc::clone(&worker_bell),
+            Arc::clone(&host_bell),
+        );
+        let worker = thread::spawn(move || {
+            let mut p = Producer::new(wm.ring());
+            for len in [0usize, 24, 16, 0] {
+                let body = vec![0u8; len];
+                wb.wait_for(|| p.try_write(0x30, 0, &body).expect("no violation"));
+                p.publish();
+                hb.ring();
+            }
+            wd.store(true, Ordering::Release);
+            hb.ring();
+        });
+        let mut c = Consumer::new(mem.ring());
+        host_bell.wait_for(|| c.peek().expect("no violation").is_some());
+        c.peek().expect("no violation").expect("seen by the wait").consume();
+        c.publish_head();
+        decide(&mut c, &worker_bell);
+        host_bell.wait_for(|| done.load(Ordering::Acquire));
+        worker.join().expect("worker thread");
+    });
+}
+
+/// WAIT-8 as `Consumer::wake_producer` implements it, against a consumer that pauses.
+#[test]
+fn skipping_loses_no_wake_up_when_the_consumer_pauses() {
+    host_reads_one_then_waits(|c, bell| {
+        c.wake_producer(&bell.doorbell(), &bell.parker);
+    });
+}
+
+/// The wrong rule, deciding from a `tail` loaded before the fence (this scenario's only
+/// decision counts from head 0): that `tail` may still be 8, which leaves room for anything,
+/// while the worker has since filled the ring and parked on head 0.
+#[test]
+#[ignore = "a mutant that must deadlock; run by skipping_on_a_tail_loaded_before_the_fence_loses_a_wake_up"]
+fn mutant_tail_before_the_fence() {
+    host_reads_one_then_waits(|c, bell| {
+        let early = c.ring().load_tail();
+        bell.doorbell()
+            .ring_unless(&bell.parker, || room_for_any_record(64, 0, early));
+    });
+}
+
+/// The model catches a `tail` loaded before the fence: the mutant above deadlocks.
+#[test]
+fn skipping_on_a_tail_loaded_before_the_fence_loses_a_wake_up() {
+    expect_deadlock("mutant_tail_before_the_fence");
 }
