@@ -410,7 +410,10 @@ mod tests {
         assert!(room_for_any_record(64, 64, 96));
         assert!(!room_for_any_record(64, 56, 96), "40 used, 24 free < 32");
         // Tail at offset 40: 24 bytes to the end, so the largest record needs 24 + 32.
-        assert!(room_for_any_record(64, 40, 40), "empty before the release: all 64 free");
+        assert!(
+            room_for_any_record(64, 40, 40),
+            "empty before the release: all 64 free"
+        );
         assert!(room_for_any_record(64, 32, 40), "8 used, 56 free");
         assert!(!room_for_any_record(64, 24, 40), "16 used, 48 free < 56");
         // Tail at offset 8: 56 to the end, no padding; 32 must be free.
@@ -422,7 +425,10 @@ mod tests {
     fn room_for_any_record_refuses_impossible_values() {
         assert!(!room_for_any_record(64, 8, 4), "tail behind the old head");
         assert!(!room_for_any_record(64, 0, 68), "tail not a multiple of 8");
-        assert!(!room_for_any_record(64, 0, 72), "tail more than cap past the old head");
+        assert!(
+            !room_for_any_record(64, 0, 72),
+            "tail more than cap past the old head"
+        );
         assert!(!room_for_any_record(48, 0, 0), "cap not a power of two");
         assert!(!room_for_any_record(8, 0, 0), "cap below the code minimum");
         assert!(!room_for_any_record(64, u64::MAX - 7, 0));

@@ -360,8 +360,9 @@ fn skipping_needless_wakes_loses_no_wake_up() {
 fn mutant_skip_on_the_new_head() {
     host_and_worker(|c, bell| {
         let (head, ring) = (c.head(), c.ring());
-        bell.doorbell()
-            .ring_unless(&bell.parker, || room_for_any_record(64, head, ring.load_tail()));
+        bell.doorbell().ring_unless(&bell.parker, || {
+            room_for_any_record(64, head, ring.load_tail())
+        });
     });
 }
 
@@ -382,7 +383,10 @@ fn expect_deadlock(name: &str) {
         .expect("run the mutant");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the mutant {name} passed: {stderr}");
-    assert!(stderr.contains("deadlock"), "{name}: not a deadlock: {stderr}");
+    assert!(
+        stderr.contains("deadlock"),
+        "{name}: not a deadlock: {stderr}"
+    );
 }
 
 /// WAIT-8's `tail` must be loaded after the fence. The worker writes 8-, 32-, 24- and 8-byte
@@ -416,7 +420,10 @@ fn host_reads_one_then_waits(decide: fn(&mut Consumer<'_>, &Bell)) {
         });
         let mut c = Consumer::new(mem.ring());
         host_bell.wait_for(|| c.peek().expect("no violation").is_some());
-        c.peek().expect("no violation").expect("seen by the wait").consume();
+        c.peek()
+            .expect("no violation")
+            .expect("seen by the wait")
+            .consume();
         c.publish_head();
         decide(&mut c, &worker_bell);
         host_bell.wait_for(|| done.load(Ordering::Acquire));

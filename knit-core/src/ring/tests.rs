@@ -435,7 +435,10 @@ fn wake_producer_skips_only_when_no_producer_can_wait_for_room() {
     let (mut p, mut c) = (Producer::new(mem.ring()), Consumer::new(mem.ring()));
     put(&mut p, 0);
     take(&mut c);
-    assert!(!c.wake_producer(&bell, &parker), "head 0 -> 8, tail 8: 64 free");
+    assert!(
+        !c.wake_producer(&bell, &parker),
+        "head 0 -> 8, tail 8: 64 free"
+    );
     assert_eq!(parker.wakes.get(), 0);
     put(&mut p, 24);
     take(&mut c);
@@ -447,7 +450,10 @@ fn wake_producer_skips_only_when_no_producer_can_wait_for_room() {
     take(&mut c);
     put(&mut p, 0);
     take(&mut c);
-    assert!(c.wake_producer(&bell, &parker), "old head 40, tail 104: 0 free");
+    assert!(
+        c.wake_producer(&bell, &parker),
+        "old head 40, tail 104: 0 free"
+    );
     assert_eq!(parker.wakes.get(), 2);
     // Nothing released since: the previous decision's head is the current one.
     assert!(!c.wake_producer(&bell, &parker), "old head 104, tail 104");
@@ -471,7 +477,11 @@ fn wake_producer_rings_on_an_impossible_tail() {
     let bell = crate::wait::Doorbell::new(&seq, &sleepers);
     let parker = CountingParker::default();
     let mut c = Consumer::new(mem.ring());
-    mem.ring().control().expect("valid").tail.store(12, crate::sync::Ordering::Relaxed);
+    mem.ring()
+        .control()
+        .expect("valid")
+        .tail
+        .store(12, crate::sync::Ordering::Relaxed);
     assert!(c.wake_producer(&bell, &parker));
     assert_eq!(c.failure(), None);
 }
