@@ -719,6 +719,17 @@ mod host {
             self.consumer.publish_head()
         }
 
+        /// Rings the worker's doorbell after a release of response space (WAIT-6), unless
+        /// WAIT-8 shows the worker cannot be parked for room ([`Consumer::wake_producer`]).
+        /// Returns whether it woke.
+        pub fn wake_worker<P: crate::wait::Parker + ?Sized>(
+            &mut self,
+            bell: &crate::wait::Doorbell<'_>,
+            parker: &P,
+        ) -> bool {
+            self.consumer.wake_producer(bell, parker)
+        }
+
         /// The response-ring position below which every record is consumed (the private
         /// head). After a poll that found nothing (no event, nothing released), the ring
         /// holds nothing new for as long as its `tail` still equals this value: a waiter may

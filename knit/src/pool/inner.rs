@@ -342,9 +342,13 @@ impl Inner {
             };
             if let Some(mbx) = st.mailbox.as_mut() {
                 released |= mbx.publish_head();
-            }
-            if released {
-                // WAIT-6: the worker may wait for response space.
+                if released {
+                    // WAIT-6: the worker may wait for response space; WAIT-8: not rung when
+                    // the response ring had room for any record before this release (a worker
+                    // parked for its next request is not woken for nothing).
+                    mbx.wake_worker(&w.bell, &Futex);
+                }
+            } else if released {
                 w.bell.ring(&Futex);
             }
             if let Some(e) = channel_error {
