@@ -74,13 +74,15 @@ def _pool_of(ref: weakref.ref[Pool]) -> Pool:
 
 
 class _CallProxy:
-    """``pool.call(name, value)`` and ``pool.call.name(value)``. It refers to its pool weakly
-    (no reference cycle: a pool nobody holds is shut down at once)."""
+    """``pool.call(name, value)`` and ``pool.call.name(value)``, or, over ``Pool._acall``,
+    ``await pool.acall(name, value)`` and ``await pool.acall.name(value)``. It refers to its
+    pool weakly (no reference cycle: a pool nobody holds is shut down at once)."""
 
-    __slots__ = ("_bound", "_pool")
+    __slots__ = ("_bound", "_method", "_pool")
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, method: str) -> None:
         self._pool = weakref.ref(pool)
+        self._method = method  # "_call" or "_acall"
         self._bound: dict[str, Callable[..., Any]] = {}
 
     def __call__(
@@ -91,14 +93,15 @@ class _CallProxy:
         deadline: float | None = None,
         content_type: int | None = None,
     ) -> Any:
-        return _pool_of(self._pool)._call(function, value, deadline, content_type)
+        start = getattr(_pool_of(self._pool), self._method)
+        return start(function, value, deadline, content_type)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("__"):
             raise AttributeError(name)
         bound = self._bound.get(name)
         if bound is None:
-            ref = self._pool
+            ref, method = self._pool, self._method
 
             def bound(
                 value: Any = payload.NOTHING,
@@ -106,43 +109,10 @@ class _CallProxy:
                 deadline: float | None = None,
                 content_type: int | None = None,
             ) -> Any:
-                return _pool_of(ref)._call(name, value, deadline, content_type)
+                start = getattr(_pool_of(ref), method)
+                return start(name, value, deadline, content_type)
 
             self._bound[name] = bound
-        return bound
-
-
-class _AsyncCallProxy:
-    """``await pool.acall(name, value)`` and ``await pool.acall.name(value)``."""
-
-    __slots__ = ("_pool",)
-
-    def __init__(self, pool: Pool) -> None:
-        self._pool = weakref.ref(pool)
-
-    def __call__(
-        self,
-        function: str,
-        value: Any = payload.NOTHING,
-        *,
-        deadline: float | None = None,
-        content_type: int | None = None,
-    ) -> Any:
-        return _pool_of(self._pool)._acall(function, value, deadline, content_type)
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        ref = self._pool
-
-        def bound(
-            value: Any = payload.NOTHING,
-            *,
-            deadline: float | None = None,
-            content_type: int | None = None,
-        ) -> Any:
-            return _pool_of(ref)._acall(name, value, deadline, content_type)
-
         return bound
 
 
@@ -202,9 +172,9 @@ class Pool:
                 "or external=True (workers started by someone else)"
             )
         self._names: dict[str, bytes] = {}
-        self.call = _CallProxy(self)
+        self.call = _CallProxy(self, "_call")
         """Blocking calls: ``pool.call(name, value)`` or ``pool.call.name(value)``."""
-        self.acall = _AsyncCallProxy(self)
+        self.acall = _CallProxy(self, "_acall")
         """Asyncio calls: ``await pool.acall(name, value)`` or ``pool.acall.name(value)``."""
         cfg = c_void_p()
         check(lib.knit_config_new(byref(cfg)))
