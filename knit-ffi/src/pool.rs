@@ -288,6 +288,23 @@ pub unsafe extern "C" fn knit_call(
 pub type KnitFillFn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, buffer: *mut u8, len: usize)>;
 
+/// The fill function of a loan as the closure the runtime calls with the loaned space;
+/// `INVALID_ARGUMENT` when it is NULL.
+///
+/// # Safety
+/// `fill` and `user_data` meet the contract of `knit_fill_fn`.
+pub(crate) unsafe fn filler(
+    fill: KnitFillFn,
+    user_data: *mut c_void,
+) -> FfiResult<impl FnOnce(&mut [u8])> {
+    let fill = fill.ok_or_else(|| Failure::invalid("fill is NULL"))?;
+    Ok(move |buf: &mut [u8]| {
+        // SAFETY: `buf` is the loaned space of exactly `buf.len()` bytes, writable until this
+        // closure returns; the fill function's contract is the caller's.
+        unsafe { fill(user_data, buf.as_mut_ptr(), buf.len()) };
+    })
+}
+
 /// Like `knit_call`, but the request is written in place (loan, no copy): `fill(user_data,
 /// buffer, len)` writes the `len` payload bytes straight into the request ring, then the call
 /// goes out. `len` must fit one ring record (at most about half the request ring size),
@@ -316,12 +333,9 @@ pub unsafe extern "C" fn knit_call_loan(
         let p = handle::get::<PoolObject>(pool)?;
         // SAFETY: the caller's contract for `function`.
         let name = unsafe { string(function, "function") }?;
-        let fill = fill.ok_or_else(|| Failure::invalid("fill is NULL"))?;
-        let result = p.pool.call_loan(name, len, content_type, |buf| {
-            // SAFETY: `buf` is the loaned space of exactly `buf.len()` bytes, writable until
-            // this closure returns; the fill function's contract is the caller's.
-            unsafe { fill(user_data, buf.as_mut_ptr(), buf.len()) };
-        })?;
+        // SAFETY: the caller's contract for `fill` and `user_data`.
+        let fill = unsafe { filler(fill, user_data) }?;
+        let result = p.pool.call_loan(name, len, content_type, fill)?;
         // SAFETY: the caller's contract for `response`.
         unsafe { response::publish(result, response) }
     })

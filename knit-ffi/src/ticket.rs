@@ -18,7 +18,7 @@ use knit_rt::{CallFuture, CallResult, Payload};
 
 use crate::args::{out, store, string};
 use crate::handle::{self, Object};
-use crate::pool::{call_args, options, KnitFillFn, KnitPool, PoolObject};
+use crate::pool::{call_args, filler, options, KnitFillFn, KnitPool, PoolObject};
 use crate::response::{self, KnitResponse};
 use crate::status::{guard, Failure, FfiResult, KnitStatus};
 
@@ -257,14 +257,11 @@ pub unsafe extern "C" fn knit_call_async_loan(
         let p = handle::get::<PoolObject>(pool)?;
         // SAFETY: the caller's contract for `function`.
         let name = unsafe { string(function, "function") }?;
-        let fill = fill.ok_or_else(|| Failure::invalid("fill is NULL"))?;
+        // SAFETY: the caller's contract for `fill` and `user_data`.
+        let fill = unsafe { filler(fill, user_data) }?;
         let future = p
             .pool
-            .call_loan_async(name, len, options(content_type, deadline_ns), |buf| {
-                // SAFETY: `buf` is the loaned space of exactly `buf.len()` bytes, writable
-                // until this closure returns; the fill function's contract is the caller's.
-                unsafe { fill(user_data, buf.as_mut_ptr(), buf.len()) };
-            });
+            .call_loan_async(name, len, options(content_type, deadline_ns), fill);
         let h = handle::register(TicketObject::new(future))?;
         // SAFETY: checked non-NULL; writable by the caller's contract.
         unsafe { store(ticket, h) };
