@@ -3,7 +3,7 @@
 ctypes, not cffi: it is in the standard library, needs no compiler when the package is
 installed, releases the GIL around every foreign call (a blocking ``knit_call`` never stalls
 other Python threads) and takes the GIL back in callbacks that the library makes from its own
-threads (completion callbacks, handlers of thread workers).
+threads (ticket readiness, handlers of thread workers).
 """
 
 from __future__ import annotations
@@ -64,18 +64,6 @@ class Request(Structure):
     ]
 
 
-class Outcome(Structure):
-    """`knit_outcome`: the outcome given to a completion callback; valid only during it."""
-
-    _fields_ = [
-        ("status", c_uint32),
-        ("content_type", c_uint32),
-        ("data", c_void_p),
-        ("len", c_size_t),
-        ("message", c_char_p),
-    ]
-
-
 class RegionInfo(Structure):
     """`knit_region_info`."""
 
@@ -133,7 +121,6 @@ class ParticipantInfo(Structure):
 
 HANDLER_FN = CFUNCTYPE(c_uint32, c_void_p, POINTER(Request), c_void_p)
 FREE_FN = CFUNCTYPE(None, c_void_p)
-COMPLETION_FN = CFUNCTYPE(None, c_void_p, POINTER(Outcome))
 BORROW_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
 FILL_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
 READY_FN = CFUNCTYPE(None, c_void_p)
@@ -217,10 +204,6 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "knit_ticket_cancel": (_S, [_H]),
     "knit_ticket_free": (_S, [_H]),
     "knit_ticket_on_complete": (_S, [_H, READY_FN, c_void_p]),
-    "knit_call_callback": (
-        _S,
-        [_H, c_char_p, c_void_p, c_size_t, c_uint32, c_uint64, COMPLETION_FN, c_void_p],
-    ),
     "knit_sender_send": (_S, [_H, c_void_p, c_size_t, c_uint32]),
     "knit_sender_try_send": (_S, [_H, c_void_p, c_size_t]),
     "knit_sender_close": (_S, [_H]),

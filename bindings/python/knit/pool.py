@@ -121,7 +121,7 @@ _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
 
 @atexit.register
 def _close_pools() -> None:
-    # Shut pools down while the interpreter can still run completion callbacks.
+    # Shut pools down while the interpreter can still run the library's callbacks.
     for pool in list(_live_pools):
         pool.close()
 
