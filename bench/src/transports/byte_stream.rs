@@ -5,8 +5,9 @@
 use std::io::{BufReader, ErrorKind, Read, Write};
 use std::time::Duration;
 
-use crate::roundtrip::MAX_PAYLOAD;
-use crate::stream::{StreamCount, Timer};
+use crate::peer::PeerProcess;
+use crate::roundtrip::{RoundTrip, MAX_PAYLOAD};
+use crate::stream::{Stream, StreamCount, Timer};
 use crate::{error, Result};
 
 /// The length value that asks a sink for the count it received since the last report.
@@ -77,6 +78,41 @@ impl<R: Read, W: Write> Framed<R, W> {
     /// The writing half, to close it (end of stream tells the peer to exit).
     pub fn into_writer(self) -> W {
         self.writer
+    }
+}
+
+/// The host's side of a byte-stream transport: the framed stream and its peer process.
+pub struct Connection<R: Read, W: Write> {
+    framed: Framed<R, W>,
+    peer: PeerProcess,
+    /// Ends the writing half, which tells the peer to exit.
+    end: fn(W) -> Result<()>,
+}
+
+impl<R: Read, W: Write> Connection<R, W> {
+    /// A connection to `peer` over `framed`; `end` closes the writing half at the close.
+    pub fn new(framed: Framed<R, W>, peer: PeerProcess, end: fn(W) -> Result<()>) -> Self {
+        Connection { framed, peer, end }
+    }
+}
+
+impl<R: Read, W: Write> RoundTrip for Connection<R, W> {
+    fn call(&mut self, request: &[u8], reply: &mut Vec<u8>) -> Result<()> {
+        self.framed.call(request, reply)
+    }
+    fn close(self: Box<Self>) -> Result<()> {
+        let Connection { framed, peer, end } = *self;
+        end(framed.into_writer())?;
+        peer.finish()
+    }
+}
+
+impl<R: Read, W: Write> Stream for Connection<R, W> {
+    fn run(&mut self, message: usize, batch: usize, duration: Duration) -> Result<StreamCount> {
+        self.framed.stream(message, batch, duration)
+    }
+    fn close(self: Box<Self>) -> Result<()> {
+        RoundTrip::close(self)
     }
 }
 

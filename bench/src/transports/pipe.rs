@@ -4,13 +4,12 @@
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::process::{ChildStdin, ChildStdout, Stdio};
-use std::time::Duration;
 
-use super::byte_stream::{self, Framed, Serve};
-use crate::peer::{PeerArgs, PeerCommand, PeerProcess};
+use super::byte_stream::{self, Connection, Framed, Serve};
+use crate::peer::{PeerArgs, PeerCommand};
 use crate::results::{Kind, Label, Mode};
 use crate::roundtrip::{RoundTrip, RoundTripBench};
-use crate::stream::{Stream, StreamBench, StreamCount};
+use crate::stream::{Stream, StreamBench};
 use crate::{error, Result};
 
 /// Role name of the peer.
@@ -28,10 +27,7 @@ pub const LABEL: Label = Label {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Pipe;
 
-struct Host {
-    framed: Framed<ChildStdout, ChildStdin>,
-    peer: PeerProcess,
-}
+type Host = Connection<ChildStdout, ChildStdin>;
 
 impl RoundTripBench for Pipe {
     fn label(&self) -> Label {
@@ -51,27 +47,6 @@ impl StreamBench for Pipe {
     }
 }
 
-impl RoundTrip for Host {
-    fn call(&mut self, request: &[u8], reply: &mut Vec<u8>) -> Result<()> {
-        self.framed.call(request, reply)
-    }
-    fn close(self: Box<Self>) -> Result<()> {
-        let Host { framed, peer } = *self;
-        // Closing the peer's standard input ends its loop.
-        drop(framed.into_writer());
-        peer.finish()
-    }
-}
-
-impl Stream for Host {
-    fn run(&mut self, message: usize, batch: usize, duration: Duration) -> Result<StreamCount> {
-        self.framed.stream(message, batch, duration)
-    }
-    fn close(self: Box<Self>) -> Result<()> {
-        RoundTrip::close(self)
-    }
-}
-
 fn connect(how: Serve) -> Result<Host> {
     let mut command = PeerCommand::new(ROLE)?.arg("serve", how.name());
     command
@@ -86,10 +61,11 @@ fn connect(how: Serve) -> Result<Host> {
     let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
         return Err(error("pipe peer has no standard streams"));
     };
-    Ok(Host {
-        framed: Framed::new(stdout, stdin),
-        peer,
-    })
+    // Closing the peer's standard input ends its loop.
+    Ok(Connection::new(Framed::new(stdout, stdin), peer, |stdin| {
+        drop(stdin);
+        Ok(())
+    }))
 }
 
 /// The peer: serves frames from standard input to standard output (as unbuffered files, so

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::byte_stream::{self, Framed, Serve};
+use super::byte_stream::{self, Connection, Framed, Serve};
 use crate::peer::{PeerArgs, PeerCommand, PeerProcess};
 use crate::results::{Kind, Label, Mode};
 use crate::roundtrip::{RoundTrip, RoundTripBench};
-use crate::stream::{Stream, StreamBench, StreamCount};
+use crate::stream::{Stream, StreamBench};
 use crate::{error, Result};
 
 /// Role name of the peer.
@@ -32,10 +32,7 @@ pub const LABEL: Label = Label {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct UnixSocket;
 
-struct Host {
-    framed: Framed<UnixStream, UnixStream>,
-    peer: PeerProcess,
-}
+type Host = Connection<UnixStream, UnixStream>;
 
 impl RoundTripBench for UnixSocket {
     fn label(&self) -> Label {
@@ -52,26 +49,6 @@ impl StreamBench for UnixSocket {
     }
     fn connect(&self) -> Result<Box<dyn Stream>> {
         Ok(Box::new(connect(Serve::Sink)?))
-    }
-}
-
-impl RoundTrip for Host {
-    fn call(&mut self, request: &[u8], reply: &mut Vec<u8>) -> Result<()> {
-        self.framed.call(request, reply)
-    }
-    fn close(self: Box<Self>) -> Result<()> {
-        let Host { framed, peer } = *self;
-        framed.into_writer().shutdown(std::net::Shutdown::Write)?;
-        peer.finish()
-    }
-}
-
-impl Stream for Host {
-    fn run(&mut self, message: usize, batch: usize, duration: Duration) -> Result<StreamCount> {
-        self.framed.stream(message, batch, duration)
-    }
-    fn close(self: Box<Self>) -> Result<()> {
-        RoundTrip::close(self)
     }
 }
 
@@ -111,7 +88,9 @@ fn connect(how: Serve) -> Result<Host> {
         .spawn()?;
     let stream = accept(&listener, &mut peer)?;
     let framed = Framed::new(stream.try_clone()?, stream);
-    Ok(Host { framed, peer })
+    Ok(Connection::new(framed, peer, |stream| {
+        Ok(stream.shutdown(std::net::Shutdown::Write)?)
+    }))
 }
 
 /// Accepts the peer's connection, giving up when the peer exits or after a timeout.
